@@ -1,0 +1,24 @@
+//! The promo-code domain: types that parse, never half-valid.
+//!
+//! Every rule of CONTRACT.md "The promo code" and "List" lives here, once. A value of one of
+//! these types is valid by construction: fields are private and constructors return `Result`.
+
+mod code;
+mod cursor;
+mod decimal;
+mod discount;
+mod error;
+mod expiry;
+mod list;
+mod promo_code;
+mod text;
+
+pub use code::Code;
+pub use cursor::Cursor;
+pub(crate) use cursor::SortValue;
+pub use discount::Discount;
+pub use error::DomainError;
+pub use expiry::Expiry;
+pub use list::{CodePrefix, Filters, ListQuery, SortDirection, SortKey, SortOrder, Status};
+pub use promo_code::{MaxRedemptions, NewPromoCode, PromoCode, PromoCodePatch};
+pub use text::{Description, Owner};

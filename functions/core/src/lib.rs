@@ -1,0 +1,7 @@
+//! promo-core: everything the promo-code Lambda functions share.
+//!
+//! Data flows one way: the HTTP glue parses requests into [`domain`] types, hands them to the
+//! [`store`], and renders what comes back. The domain knows nothing of SQL, HTTP or AWS.
+
+pub mod domain;
+pub mod store;

@@ -1,0 +1,402 @@
+//! The only SQL of the project: promo codes in PostgreSQL through sqlx.
+//!
+//! Every query here is a single statement, so a Lambda instance holding one or two connections
+//! never keeps a transaction open across a network round trip it does not control.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use crate::domain::{
+    Code, Description, Discount, Expiry, ListQuery, MaxRedemptions, NewPromoCode, Owner, PromoCode, PromoCodePatch,
+    SortDirection, SortKey, SortValue, Status,
+};
+
+/// The schema, embedded in every binary that may need to apply it.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+/// How long one statement may run before PostgreSQL cancels it. A Lambda invocation that waits
+/// longer than this is better answered with 503 than left to hit its own timeout.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("promo code not found")]
+    NotFound,
+    /// A unique constraint refused the write; `constraint` names which.
+    #[error("a promo code with this code already exists")]
+    Conflict { constraint: String },
+    /// The caller's expected version is stale; nothing was written.
+    #[error("the promo code is at version {current}, not {expected}")]
+    VersionMismatch { expected: i32, current: i32 },
+    /// A CHECK constraint refused the write: a rule that needs the stored row to check.
+    #[error("{message}")]
+    Invalid { param: String, message: String },
+    /// The database could not be reached in time or cancelled the statement.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// A stored row breaks a domain rule: a bug or a hand edit, never the caller's fault.
+    #[error("stored promo code {code} is invalid: {reason}")]
+    Corrupt { code: String, reason: String },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error {
+            let constraint = db.constraint().unwrap_or_default().to_owned();
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => return StoreError::Conflict { constraint },
+                sqlx::error::ErrorKind::CheckViolation => return check_violation(&constraint),
+                _ => {}
+            }
+            // 57014: statement timeout; 53300: too many connections; 57P0x: server shutting down.
+            if matches!(
+                db.code().as_deref(),
+                Some("57014" | "53300" | "57P01" | "57P02" | "57P03")
+            ) {
+                return StoreError::Unavailable(error);
+            }
+            return StoreError::Database(error);
+        }
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(error)
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Turns a CHECK constraint's name into the field a client should fix.
+fn check_violation(constraint: &str) -> StoreError {
+    let (param, message) = match constraint {
+        "promo_codes_expires_at_check" => ("expires_at", "expires_at must be after the code's created_at"),
+        "promo_codes_times_redeemed_check" => (
+            "max_redemptions",
+            "max_redemptions must not be below the code's times_redeemed",
+        ),
+        other => {
+            let field = other
+                .strip_prefix("promo_codes_")
+                .and_then(|s| s.strip_suffix("_check"))
+                .unwrap_or(other);
+            let param = if field == "discount_bp" {
+                "discount_percentage"
+            } else {
+                field
+            };
+            return StoreError::Invalid {
+                param: param.to_owned(),
+                message: format!("{param} breaks a rule"),
+            };
+        }
+    };
+    StoreError::Invalid {
+        param: param.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// A pool that suits a Lambda instance: it serves one request at a time, so two connections
+/// are plenty; acquiring waits briefly and then fails fast; every statement has a timeout.
+/// Lazy, so a cold start does not pay for (or fail on) a connection it may not need yet.
+pub fn lambda_pool(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(3))
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connect_lazy_with(options.options([("statement_timeout", STATEMENT_TIMEOUT.as_millis().to_string())]))
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub data: Vec<PromoCode>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+const COLUMNS: &str = "code, owner, discount_bp, expires_at, description, active, max_redemptions, \
+                       times_redeemed, created_at, updated_at, version";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    code: String,
+    owner: String,
+    discount_bp: i32,
+    expires_at: DateTime<Utc>,
+    description: Option<String>,
+    active: bool,
+    max_redemptions: Option<i32>,
+    times_redeemed: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i32,
+}
+
+impl TryFrom<Row> for PromoCode {
+    type Error = StoreError;
+
+    fn try_from(row: Row) -> Result<PromoCode, StoreError> {
+        let corrupt = |e: crate::domain::DomainError| StoreError::Corrupt {
+            code: row.code.clone(),
+            reason: e.to_string(),
+        };
+        Ok(PromoCode {
+            code: Code::parse(&row.code).map_err(corrupt)?,
+            owner: Owner::parse(&row.owner).map_err(corrupt)?,
+            discount: Discount::from_basis_points(i64::from(row.discount_bp)).map_err(corrupt)?,
+            expires_at: Expiry::from_stored(row.expires_at),
+            description: row
+                .description
+                .as_deref()
+                .map(Description::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            active: row.active,
+            max_redemptions: row
+                .max_redemptions
+                .map(|m| MaxRedemptions::new(i64::from(m)))
+                .transpose()
+                .map_err(corrupt)?,
+            times_redeemed: row.times_redeemed,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            version: row.version,
+        })
+    }
+}
+
+/// Promo codes in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    pub fn new(pool: PgPool) -> Store {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Inserts a new code. A code equal ignoring case already exists: `Conflict`.
+    pub async fn insert(&self, new: &NewPromoCode) -> Result<PromoCode, StoreError> {
+        let sql = format!(
+            "INSERT INTO promo_codes (code, owner, discount_bp, expires_at, description, active, max_redemptions) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        );
+        let row: Row = sqlx::query_as(&sql)
+            .bind(new.code.as_str())
+            .bind(new.owner.as_str())
+            .bind(new.discount.basis_points())
+            .bind(new.expires_at.at())
+            .bind(new.description.as_ref().map(Description::as_str))
+            .bind(new.active)
+            .bind(new.max_redemptions.map(MaxRedemptions::get))
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_into()
+    }
+
+    pub async fn get(&self, code: &Code) -> Result<PromoCode, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM promo_codes WHERE code = $1");
+        let row: Option<Row> = sqlx::query_as(&sql)
+            .bind(code.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// Applies a patch in one statement: the version check, the change, `version + 1` and
+    /// `updated_at` together, so two concurrent writers with the same expected version cannot
+    /// both win. A stale `expected_version` writes nothing.
+    pub async fn patch(
+        &self,
+        code: &Code,
+        patch: &PromoCodePatch,
+        expected_version: Option<i32>,
+    ) -> Result<PromoCode, StoreError> {
+        let sql = format!(
+            "UPDATE promo_codes SET \
+                 owner = COALESCE($2, owner), \
+                 discount_bp = COALESCE($3, discount_bp), \
+                 expires_at = COALESCE($4, expires_at), \
+                 description = CASE WHEN $5 THEN $6 ELSE description END, \
+                 active = COALESCE($7, active), \
+                 max_redemptions = CASE WHEN $8 THEN $9 ELSE max_redemptions END, \
+                 version = version + 1, \
+                 updated_at = now() \
+             WHERE code = $1 AND ($10::integer IS NULL OR version = $10) \
+             RETURNING {COLUMNS}"
+        );
+        let row: Option<Row> = sqlx::query_as(&sql)
+            .bind(code.as_str())
+            .bind(patch.owner.as_ref().map(Owner::as_str))
+            .bind(patch.discount.map(Discount::basis_points))
+            .bind(patch.expires_at.map(Expiry::at))
+            .bind(patch.description.is_some())
+            .bind(
+                patch
+                    .description
+                    .as_ref()
+                    .and_then(|d| d.as_ref().map(Description::as_str)),
+            )
+            .bind(patch.active)
+            .bind(patch.max_redemptions.is_some())
+            .bind(patch.max_redemptions.flatten().map(MaxRedemptions::get))
+            .bind(expected_version)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => row.try_into(),
+            None => {
+                // Nothing was written: tell a missing code from a stale version.
+                let current: Option<i32> = sqlx::query_scalar("SELECT version FROM promo_codes WHERE code = $1")
+                    .bind(code.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match (current, expected_version) {
+                    (Some(current), Some(expected)) => Err(StoreError::VersionMismatch { expected, current }),
+                    _ => Err(StoreError::NotFound),
+                }
+            }
+        }
+    }
+
+    /// One page of codes matching the query, by keyset pagination on (sort key, code): the cost
+    /// of a page does not depend on how deep it is.
+    pub async fn list(&self, query: &ListQuery, now: DateTime<Utc>) -> Result<Page, StoreError> {
+        let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM promo_codes"));
+        push_list_conditions(&mut sql, query, now)?;
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+
+        let limit = query.limit() as usize;
+        let has_more = rows.len() > limit;
+        let data = rows
+            .into_iter()
+            .take(limit)
+            .map(PromoCode::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if has_more {
+            data.last().map(|last| query.cursor_after(last))
+        } else {
+            None
+        };
+        Ok(Page { data, next_cursor })
+    }
+
+    /// PostgreSQL's plan for [`Store::list`] with this query: for checking that each sort is
+    /// served by an index, in tests and when tuning.
+    pub async fn explain_list(&self, query: &ListQuery, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let mut sql = QueryBuilder::new(format!("EXPLAIN SELECT {COLUMNS} FROM promo_codes"));
+        push_list_conditions(&mut sql, query, now)?;
+        let lines: Vec<String> = sql.build_query_scalar().fetch_all(&self.pool).await?;
+        Ok(lines.join("\n"))
+    }
+}
+
+fn sort_column(key: SortKey) -> &'static str {
+    match key {
+        SortKey::CreatedAt => "created_at",
+        SortKey::ExpiresAt => "expires_at",
+        SortKey::Discount => "discount_bp",
+        SortKey::Code => "code",
+    }
+}
+
+/// Appends WHERE, ORDER BY and LIMIT for a list query. Values are always bound, never inlined.
+fn push_list_conditions(
+    sql: &mut QueryBuilder<'_, Postgres>,
+    query: &ListQuery,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let f = query.filters();
+    sql.push(" WHERE true");
+    if let Some(owner) = &f.owner {
+        sql.push(" AND owner = ").push_bind(owner.as_str().to_owned());
+    }
+    match f.status {
+        Status::Active => {
+            sql.push(" AND active AND expires_at > ").push_bind(now);
+        }
+        Status::Expired => {
+            sql.push(" AND expires_at <= ").push_bind(now);
+        }
+        Status::Inactive => {
+            sql.push(" AND NOT active AND expires_at > ").push_bind(now);
+        }
+        Status::All => {}
+    }
+    if let Some(prefix) = &f.code_prefix {
+        // '_' is a LIKE wildcard and may appear in codes: escape it ('\' is the default escape).
+        let pattern = format!("{}%", prefix.as_str().replace('_', "\\_"));
+        sql.push(" AND code LIKE ").push_bind(pattern);
+    }
+    if let Some(min) = f.min_discount_bp {
+        sql.push(" AND discount_bp >= ").push_bind(min);
+    }
+    if let Some(max) = f.max_discount_bp {
+        sql.push(" AND discount_bp <= ").push_bind(max);
+    }
+    for (column, op, bound) in [
+        ("expires_at", ">", f.expires_after),
+        ("expires_at", "<", f.expires_before),
+        ("created_at", ">", f.created_after),
+        ("created_at", "<", f.created_before),
+    ] {
+        if let Some(bound) = bound {
+            sql.push(format!(" AND {column} {op} ")).push_bind(bound);
+        }
+    }
+
+    let sort = query.sort();
+    let column = sort_column(sort.key);
+    let (op, direction) = match sort.direction {
+        SortDirection::Ascending => (">", "ASC"),
+        SortDirection::Descending => ("<", "DESC"),
+    };
+    if let Some(after) = &query.after {
+        let code = after.code.as_str().to_owned();
+        match after.value {
+            SortValue::CodeOnly => {
+                sql.push(format!(" AND code {op} ")).push_bind(code);
+            }
+            SortValue::Micros(micros) => {
+                let at = DateTime::from_timestamp_micros(micros).ok_or_else(|| StoreError::Invalid {
+                    param: "cursor".into(),
+                    message: "cursor is not one this API issued".into(),
+                })?;
+                sql.push(format!(" AND ({column}, code) {op} ("))
+                    .push_bind(at)
+                    .push(", ")
+                    .push_bind(code)
+                    .push(")");
+            }
+            SortValue::BasisPoints(bp) => {
+                sql.push(format!(" AND ({column}, code) {op} ("))
+                    .push_bind(bp)
+                    .push(", ")
+                    .push_bind(code)
+                    .push(")");
+            }
+        }
+    }
+    if sort.key == SortKey::Code {
+        sql.push(format!(" ORDER BY code {direction}"));
+    } else {
+        sql.push(format!(" ORDER BY {column} {direction}, code {direction}"));
+    }
+    // One row more than asked tells whether another page follows.
+    sql.push(" LIMIT ").push_bind(i64::from(query.limit()) + 1);
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `cargo xtask test`: installs what the tests need, then runs formatting, lints and every test.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip `cargo fmt --check` and clippy (for a quick local loop; CI never skips them).
+    #[arg(long)]
+    pub no_lint: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(workspace_root());
+    let started = Instant::now();
+
+    step("checking for PostgreSQL server binaries");
+    if std::env::var_os("DATABASE_URL").is_none() {
+        let binaries = ephemeral_pg::find_binaries()?;
+        println!("    using {}", binaries.postgres.display());
+    } else {
+        println!("    DATABASE_URL is set: tests use that server");
+    }
+
+    if !args.no_lint {
+        step("cargo fmt --check");
+        cmd!(sh, "cargo fmt --all --check")
+            .run()
+            .context("code is not formatted: run `cargo fmt --all`")?;
+        step("cargo clippy");
+        cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
+            .run()
+            .context("clippy found problems")?;
+    }
+
+    step("cargo test");
+    let before = leftover_clusters();
+    cmd!(sh, "cargo test --workspace --locked")
+        .run()
+        .context("tests failed")?;
+
+    step("checking that no PostgreSQL process is left");
+    wait_for_no_new_clusters(&before)?;
+
+    println!("\nall checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn step(what: &str) {
+    println!("\n==> {what}");
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Processes whose command line names one of ephemeral-pg's temporary cluster directories.
+fn leftover_clusters() -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let names_cluster = cmdline.split(['/', ' ']).any(ephemeral_pg::is_temp_cluster_dir);
+            (names_cluster && cmdline.contains("postgres")).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
+/// The test binaries' clusters get SIGQUIT when their process exits; give them a moment to end.
+fn wait_for_no_new_clusters(before: &[(u32, String)]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<_> = leftover_clusters()
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        if left.is_empty() {
+            ephemeral_pg::remove_stale_temp_dirs();
+            println!("    none left");
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let list: Vec<String> = left.iter().map(|(pid, cmd)| format!("  {pid}: {cmd}")).collect();
+            bail!("PostgreSQL processes outlived the tests:\n{}", list.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
