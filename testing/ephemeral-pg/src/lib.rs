@@ -445,7 +445,9 @@ fn new_temp_dir(run_as: Option<RunAs>) -> Result<PathBuf, Error> {
 
 /// Removes the temporary cluster directories of processes that no longer exist.
 pub fn remove_stale_temp_dirs() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name
