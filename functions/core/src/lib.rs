@@ -3,5 +3,10 @@
 //! Data flows one way: the HTTP glue parses requests into [`domain`] types, hands them to the
 //! [`store`], and renders what comes back. The domain knows nothing of SQL, HTTP or AWS.
 
+pub mod api;
+pub mod auth;
 pub mod domain;
+pub mod handlers;
+pub mod routes;
+pub mod startup;
 pub mod store;

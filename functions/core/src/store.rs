@@ -217,6 +217,15 @@ impl Store {
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
+    /// The code if `owner` owns it. An unknown code and someone else's are the same query and
+    /// the same `None`, so a caller cannot tell them apart, not even by timing.
+    pub async fn find_owned(&self, code: &Code, owner: &Owner) -> Result<Option<PromoCode>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM promo_codes WHERE code = $1 AND owner = $2");
+        let row: Option<Row> =
+            sqlx::query_as(&sql).bind(code.as_str()).bind(owner.as_str()).fetch_optional(&self.pool).await?;
+        row.map(PromoCode::try_from).transpose()
+    }
+
     /// Applies a patch in one statement: the version check, the change, `version + 1` and
     /// `updated_at` together, so two concurrent writers with the same expected version cannot
     /// both win. A stale `expected_version` writes nothing.

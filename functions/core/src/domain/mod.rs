@@ -18,7 +18,7 @@ pub use cursor::Cursor;
 pub(crate) use cursor::SortValue;
 pub use discount::Discount;
 pub use error::DomainError;
-pub use expiry::Expiry;
+pub use expiry::{Expiry, format_timestamp};
 pub use list::{CodePrefix, Filters, ListQuery, SortDirection, SortKey, SortOrder, Status};
 pub use promo_code::{MaxRedemptions, NewPromoCode, PromoCode, PromoCodePatch};
 pub use text::{Description, Owner};

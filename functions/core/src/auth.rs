@@ -1,0 +1,422 @@
+//! JWT verification: tokens from an external issuer, checked exactly as CONTRACT.md section 3
+//! says, turned into the `Caller` the handlers act for.
+//!
+//! Only the key source decides the algorithm: a JWKS URL allows RS256 and ES256 (each key only
+//! with its own algorithm), a shared secret allows HS256. Headers that carry their own key
+//! (`jwk`, `jku`, `x5u`, `x5c`) are refused outright: a token never chooses the key that
+//! verifies it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::domain::Owner;
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY_SECS: u64 = 30;
+/// How long a fetched key set is trusted before it is fetched again.
+const JWKS_TTL: Duration = Duration::from_secs(600);
+/// An unknown `kid` triggers at most one refetch per this period, so a flood of tokens with
+/// made-up key ids cannot turn us into a load generator against the issuer.
+const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(30);
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// A key set larger than this is not a key set.
+const JWKS_MAX_BYTES: u64 = 256 * 1024;
+const MIN_SECRET_BYTES: usize = 32;
+pub const DEFAULT_ADMIN_SCOPE: &str = "promo:admin";
+
+/// Who is calling: the token's subject, and whether it holds the admin scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub sub: Owner,
+    pub admin: bool,
+}
+
+/// Why a request was not authenticated. Every variant answers 401; the text is for logs and
+/// for the `message` of the error body, and never contains the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("the Authorization header must be `Bearer <token>`")]
+    NotBearer,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    /// The key set could not be fetched: still a 401 for the caller, but logged as an outage.
+    #[error("the issuer's keys could not be fetched: {0}")]
+    KeysUnavailable(String),
+}
+
+/// A configuration that cannot work: the function refuses to start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("set exactly one of AUTH_JWKS_URL and AUTH_HS256_SECRET, not both")]
+    BothKeySources,
+    #[error("set one of AUTH_JWKS_URL and AUTH_HS256_SECRET")]
+    NoKeySource,
+    #[error("AUTH_HS256_SECRET must be at least {MIN_SECRET_BYTES} bytes long")]
+    SecretTooShort,
+    #[error("AUTH_JWKS_URL must be an http:// or https:// URL")]
+    BadJwksUrl,
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+}
+
+/// Where verification keys come from.
+#[derive(Clone)]
+pub enum KeySource {
+    JwksUrl(String),
+    /// Never printed: `Debug` below redacts it.
+    Hs256Secret(Vec<u8>),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::JwksUrl(url) => f.debug_tuple("JwksUrl").field(url).finish(),
+            KeySource::Hs256Secret(_) => f.write_str("Hs256Secret(<redacted>)"),
+        }
+    }
+}
+
+/// What the verifier checks tokens against.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub keys: KeySource,
+    pub admin_scope: String,
+}
+
+impl AuthConfig {
+    /// Reads the contract's `AUTH_*` variables through `lookup` (the process environment in a
+    /// function; a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<AuthConfig, ConfigError> {
+        let required = |name: &'static str| -> Result<String, ConfigError> {
+            let value = lookup(name).ok_or(ConfigError::Missing(name))?;
+            if value.trim().is_empty() {
+                return Err(ConfigError::Empty(name));
+            }
+            Ok(value)
+        };
+        let issuer = required("AUTH_ISSUER")?;
+        let audience = required("AUTH_AUDIENCE")?;
+        let keys = match (lookup("AUTH_JWKS_URL"), lookup("AUTH_HS256_SECRET")) {
+            (Some(_), Some(_)) => return Err(ConfigError::BothKeySources),
+            (None, None) => return Err(ConfigError::NoKeySource),
+            (Some(url), None) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(ConfigError::BadJwksUrl);
+                }
+                KeySource::JwksUrl(url)
+            }
+            (None, Some(secret)) => {
+                if secret.len() < MIN_SECRET_BYTES {
+                    return Err(ConfigError::SecretTooShort);
+                }
+                KeySource::Hs256Secret(secret.into_bytes())
+            }
+        };
+        let admin_scope = match lookup("AUTH_ADMIN_SCOPE") {
+            Some(scope) if scope.trim().is_empty() => return Err(ConfigError::Empty("AUTH_ADMIN_SCOPE")),
+            Some(scope) => scope,
+            None => DEFAULT_ADMIN_SCOPE.to_owned(),
+        };
+        Ok(AuthConfig { issuer, audience, keys, admin_scope })
+    }
+
+    pub fn from_env() -> Result<AuthConfig, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+/// The claims we read. `sub`, `iss`, `aud` and `exp` are also enforced by `Validation`.
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    scp: Option<Scopes>,
+}
+
+/// `scp` is an array in most issuers and a space-separated string in some.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    List(Vec<String>),
+    Text(String),
+}
+
+/// Verifies bearer tokens. Built once per Lambda instance; cheap to share.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<VerifierInner>,
+}
+
+struct VerifierInner {
+    config: AuthConfig,
+    keys: Keys,
+}
+
+enum Keys {
+    Secret(DecodingKey),
+    Jwks(JwksCache),
+}
+
+impl Verifier {
+    pub fn new(config: AuthConfig) -> Verifier {
+        let keys = match &config.keys {
+            KeySource::Hs256Secret(secret) => Keys::Secret(DecodingKey::from_secret(secret)),
+            KeySource::JwksUrl(url) => Keys::Jwks(JwksCache::new(url.clone())),
+        };
+        Verifier { inner: Arc::new(VerifierInner { config, keys }) }
+    }
+
+    /// Verifies the value of an `Authorization` header.
+    pub async fn verify(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let token = bearer_token(header)?;
+        let jwt_header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed".into()))?;
+        if jwt_header.jwk.is_some() || jwt_header.jku.is_some() || jwt_header.x5u.is_some() || jwt_header.x5c.is_some()
+        {
+            return Err(AuthError::Invalid("embedded or remote key headers are not accepted".into()));
+        }
+
+        let alg = jwt_header.alg;
+        let key = match &self.inner.keys {
+            Keys::Secret(key) => {
+                if alg != Algorithm::HS256 {
+                    return Err(AuthError::Invalid(format!("algorithm {alg:?} is not accepted")));
+                }
+                key.clone()
+            }
+            Keys::Jwks(cache) => {
+                if !matches!(alg, Algorithm::RS256 | Algorithm::ES256) {
+                    return Err(AuthError::Invalid(format!("algorithm {alg:?} is not accepted")));
+                }
+                let kid = jwt_header.kid.as_deref().ok_or_else(|| AuthError::Invalid("no kid".into()))?;
+                let (key_alg, key) = cache.key(kid).await?;
+                if key_alg != alg {
+                    return Err(AuthError::Invalid(format!("key {kid} is not a {alg:?} key")));
+                }
+                key
+            }
+        };
+
+        let config = &self.inner.config;
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
+        validation.leeway = LEEWAY_SECS;
+
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
+        let claims = data.claims;
+        let sub = Owner::parse_as("sub", &claims.sub).map_err(|_| AuthError::Invalid("unusable sub".into()))?;
+        let admin = has_scope(&claims, &config.admin_scope);
+        Ok(Caller { sub, admin })
+    }
+}
+
+fn bearer_token(header: &str) -> Result<&str, AuthError> {
+    let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::NotBearer);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token)
+}
+
+fn has_scope(claims: &Claims, wanted: &str) -> bool {
+    let in_scope = claims.scope.as_deref().is_some_and(|s| s.split_whitespace().any(|s| s == wanted));
+    let in_scp = match &claims.scp {
+        Some(Scopes::List(list)) => list.iter().any(|s| s == wanted),
+        Some(Scopes::Text(text)) => text.split_whitespace().any(|s| s == wanted),
+        None => false,
+    };
+    in_scope || in_scp
+}
+
+/// A short, token-free reason for logs.
+fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match kind {
+        K::ExpiredSignature => "expired".into(),
+        K::ImmatureSignature => "not valid yet (nbf)".into(),
+        K::InvalidIssuer => "wrong issuer".into(),
+        K::InvalidAudience => "wrong audience".into(),
+        K::InvalidSignature => "bad signature".into(),
+        K::MissingRequiredClaim(claim) => format!("missing claim {claim}"),
+        K::InvalidAlgorithm => "algorithm not accepted".into(),
+        other => format!("{other:?}").chars().take(80).collect(),
+    }
+}
+
+/// The issuer's key set, fetched on demand and cached.
+struct JwksCache {
+    url: String,
+    state: tokio::sync::Mutex<JwksState>,
+}
+
+#[derive(Default)]
+struct JwksState {
+    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    fetched_at: Option<Instant>,
+}
+
+impl JwksCache {
+    fn new(url: String) -> JwksCache {
+        JwksCache { url, state: tokio::sync::Mutex::new(JwksState::default()) }
+    }
+
+    async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {
+        let mut state = self.state.lock().await;
+        let age = state.fetched_at.map(|at| at.elapsed());
+        let stale = age.is_none_or(|age| age > JWKS_TTL);
+        let may_refetch = age.is_none_or(|age| age >= JWKS_REFETCH_MIN_INTERVAL);
+        if stale || (!state.keys.contains_key(kid) && may_refetch) {
+            match self.fetch().await {
+                Ok(keys) => {
+                    state.keys = keys;
+                    state.fetched_at = Some(Instant::now());
+                }
+                Err(e) => {
+                    // Remember the attempt too, so an outage is not hammered on every request;
+                    // keys already known stay usable meanwhile.
+                    state.fetched_at = Some(Instant::now());
+                    if !state.keys.contains_key(kid) {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, "using cached keys");
+                }
+            }
+        }
+        state.keys.get(kid).cloned().ok_or(AuthError::UnknownKey)
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, (Algorithm, DecodingKey)>, AuthError> {
+        let url = self.url.clone();
+        let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(JWKS_FETCH_TIMEOUT))
+                .max_redirects(0)
+                .build()
+                .into();
+            let mut response = agent.get(&url).call().map_err(|e| e.to_string())?;
+            response.body_mut().with_config().limit(JWKS_MAX_BYTES).read_to_vec().map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?
+        .map_err(AuthError::KeysUnavailable)?;
+        #[derive(Deserialize)]
+        struct RawSet {
+            keys: Vec<serde_json::Value>,
+        }
+        let raw: RawSet = serde_json::from_slice(&body)
+            .map_err(|e| AuthError::KeysUnavailable(format!("not a JWK set: {e}")))?;
+        // One key of a kind we do not know must not make the whole set unusable.
+        let keys = raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect();
+        Ok(usable_keys(&JwkSet { keys }))
+    }
+}
+
+/// The keys of a set that we accept: RSA keys for RS256 and P-256 keys for ES256, each with a
+/// `kid`; a key whose own `alg` says otherwise is skipped.
+fn usable_keys(set: &JwkSet) -> HashMap<String, (Algorithm, DecodingKey)> {
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.clone() else { continue };
+        let alg = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+            _ => continue,
+        };
+        let declared_ok = match jwk.common.key_algorithm {
+            None => true,
+            Some(KeyAlgorithm::RS256) => alg == Algorithm::RS256,
+            Some(KeyAlgorithm::ES256) => alg == Algorithm::ES256,
+            Some(_) => false,
+        };
+        if !declared_ok {
+            continue;
+        }
+        if let Ok(key) = DecodingKey::from_jwk(jwk) {
+            keys.insert(kid, (alg, key));
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<AuthConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        AuthConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_configuration_needs_exactly_one_key_source() {
+        let base = [("AUTH_ISSUER", "https://issuer"), ("AUTH_AUDIENCE", "promo")];
+        assert_eq!(config(&base).unwrap_err(), ConfigError::NoKeySource);
+        let both = [base[0], base[1], ("AUTH_JWKS_URL", "https://issuer/jwks"), ("AUTH_HS256_SECRET", SECRET)];
+        assert_eq!(config(&both).unwrap_err(), ConfigError::BothKeySources);
+        let short = [base[0], base[1], ("AUTH_HS256_SECRET", "too-short")];
+        assert_eq!(config(&short).unwrap_err(), ConfigError::SecretTooShort);
+        let ok = config(&[base[0], base[1], ("AUTH_HS256_SECRET", SECRET)]).unwrap();
+        assert_eq!(ok.admin_scope, "promo:admin");
+    }
+
+    #[test]
+    fn issuer_and_audience_are_required() {
+        assert_eq!(config(&[("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap_err(), ConfigError::Missing("AUTH_ISSUER"));
+        assert_eq!(config(&[("AUTH_ISSUER", "i"), ("AUTH_HS256_SECRET", SECRET)]).unwrap_err(), ConfigError::Missing("AUTH_AUDIENCE"));
+        assert_eq!(
+            config(&[("AUTH_ISSUER", " "), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap_err(),
+            ConfigError::Empty("AUTH_ISSUER")
+        );
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let c = config(&[("AUTH_ISSUER", "i"), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap();
+        assert!(!format!("{c:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn scopes_come_from_scope_or_scp() {
+        let claims = |json: &str| serde_json::from_str::<Claims>(json).unwrap();
+        assert!(has_scope(&claims(r#"{"sub":"s","scope":"read promo:admin"}"#), "promo:admin"));
+        assert!(has_scope(&claims(r#"{"sub":"s","scp":["promo:admin"]}"#), "promo:admin"));
+        assert!(has_scope(&claims(r#"{"sub":"s","scp":"a promo:admin"}"#), "promo:admin"));
+        assert!(!has_scope(&claims(r#"{"sub":"s","scope":"promo:administrator"}"#), "promo:admin"));
+        assert!(!has_scope(&claims(r#"{"sub":"s"}"#), "promo:admin"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_required() {
+        assert_eq!(bearer_token("Bearer abc"), Ok("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Ok("abc"));
+        assert_eq!(bearer_token("Basic abc"), Err(AuthError::NotBearer));
+        assert_eq!(bearer_token("abc"), Err(AuthError::NotBearer));
+    }
+}

@@ -1,0 +1,177 @@
+//! One handler per route of the route table. Each takes a REST proxy request and always answers:
+//! failures become the contract's error responses here, never a Lambda error.
+
+use std::collections::BTreeMap;
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::api::{self, ApiError, App, authorize, error_response, json_body, json_response, path_code};
+use crate::auth::Caller;
+use crate::domain::{Code, DomainError, ListQuery, NewPromoCode, PromoCode, PromoCodePatch, format_timestamp};
+use crate::routes::{Function, Route};
+use crate::store::StoreError;
+
+/// Serves a request for `function`: finds its route, checks access, runs the handler, and
+/// renders any failure.
+pub async fn handle(app: &App, function: Function, request: Request) -> Response<Body> {
+    let request_id = api::request_id(&request);
+    let result = match api::route_of(&request).filter(|r| r.function == function) {
+        None => Err(ApiError::route_not_found()),
+        Some(route) => dispatch(app, route, &request, &request_id).await,
+    };
+    let response = result.unwrap_or_else(|error| error_response(&error, &request_id));
+    tracing::info!(
+        request_id = %request_id,
+        method = %request.method(),
+        status = response.status().as_u16(),
+        "request served"
+    );
+    response
+}
+
+async fn dispatch(app: &App, route: &Route, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+    let caller = authorize(app, request, route.access).await?;
+    match (route.method, route.path) {
+        ("POST", "/promo-codes") => create(app, request, request_id).await,
+        ("GET", "/promo-codes") => list(app, request, request_id).await,
+        ("GET", "/promo-codes/{code}") => get(app, request, request_id).await,
+        ("PATCH", "/promo-codes/{code}") => update(app, request, request_id).await,
+        ("POST", "/validations") => validate(app, &caller, request, request_id).await,
+        _ => Err(ApiError::route_not_found()),
+    }
+}
+
+fn with_etag(mut response: Response<Body>, code: &PromoCode) -> Response<Body> {
+    if let Ok(etag) = HeaderValue::from_str(&code.etag()) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+async fn create(app: &App, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+    let body = json_body(request)?;
+    let mut new = NewPromoCode::from_json(body, api::now())?;
+    let generated = !has_field(body, "code");
+    // A generated code has 60 bits of entropy; a collision is astronomically rare but costs
+    // only a retry, so never answer 409 for a code the client did not choose.
+    let mut attempts = 0;
+    let created = loop {
+        match app.store.insert(&new).await {
+            Err(StoreError::Conflict { .. }) if generated && attempts < 3 => {
+                attempts += 1;
+                new.code = Code::generate();
+            }
+            other => break other?,
+        }
+    };
+    let mut response = with_etag(json_response(StatusCode::CREATED, &created, request_id), &created);
+    if let Ok(location) = HeaderValue::from_str(&format!("/promo-codes/{}", created.code)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn has_field(body: &[u8], name: &str) -> bool {
+    serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(body).is_ok_and(|fields| fields.contains_key(name))
+}
+
+async fn get(app: &App, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+    let code = path_code(request)?;
+    let found = app.store.get(&code).await?;
+    Ok(with_etag(json_response(StatusCode::OK, &found, request_id), &found))
+}
+
+async fn update(app: &App, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+    let code = path_code(request)?;
+    let expected_version = if_match(request)?;
+    let patch = PromoCodePatch::from_json(json_body(request)?)?;
+    let updated = app.store.patch(&code, &patch, expected_version).await?;
+    Ok(with_etag(json_response(StatusCode::OK, &updated, request_id), &updated))
+}
+
+/// `If-Match: "<version>"`: the version the client last saw. `*` or no header: any version.
+/// Anything else can never match the current ETag, which is exactly a failed precondition.
+fn if_match(request: &Request) -> Result<Option<i32>, ApiError> {
+    let Some(value) = request.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let failed = || {
+        ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            "If-Match must be the ETag of the current version, such as \"3\"",
+        )
+    };
+    let text = value.to_str().map_err(|_| failed())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let version = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).ok_or_else(failed)?;
+    version.parse::<i32>().map(Some).map_err(|_| failed())
+}
+
+#[derive(Serialize)]
+struct ListBody<'a> {
+    data: &'a [PromoCode],
+    has_more: bool,
+    next_cursor: Option<&'a str>,
+}
+
+async fn list(app: &App, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+    let params = request.query_string_parameters();
+    let query = ListQuery::parse(params.iter())?;
+    let page = app.store.list(&query, api::now()).await?;
+    let body = ListBody { data: &page.data, has_more: page.next_cursor.is_some(), next_cursor: page.next_cursor.as_deref() };
+    Ok(json_response(StatusCode::OK, &body, request_id))
+}
+
+/// The answer of `POST /validations`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Validation<'a> {
+    Valid { valid: bool, code: &'a str, discount_percentage: Box<RawValue>, expires_at: String },
+    Invalid { valid: bool, code: &'a str, reason: &'static str },
+}
+
+async fn validate(app: &App, caller: &Caller, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+    let code = validation_code(json_body(request)?)?;
+    // One indexed lookup by (code, owner) whether the code is unknown or someone else's: the
+    // answer and the work done are the same, so neither tells that a foreign code exists.
+    let found = app.store.find_owned(&code, &caller.sub).await?;
+    let now = api::now();
+    let answer = match &found {
+        None => Validation::Invalid { valid: false, code: code.as_str(), reason: "not_found" },
+        Some(p) if p.expires_at.is_expired(now) => Validation::Invalid { valid: false, code: code.as_str(), reason: "expired" },
+        Some(p) if !p.active => Validation::Invalid { valid: false, code: code.as_str(), reason: "inactive" },
+        Some(p) if p.max_redemptions.is_some_and(|max| p.times_redeemed >= max.get()) => {
+            Validation::Invalid { valid: false, code: code.as_str(), reason: "exhausted" }
+        }
+        Some(p) => Validation::Valid {
+            valid: true,
+            code: code.as_str(),
+            discount_percentage: RawValue::from_string(p.discount.to_json_number()).map_err(|_| ApiError::internal())?,
+            expires_at: format_timestamp(p.expires_at.at()),
+        },
+    };
+    Ok(json_response(StatusCode::OK, &answer, request_id))
+}
+
+/// The body of a validation: exactly `{"code": "<code>"}`.
+fn validation_code(body: &[u8]) -> Result<Code, ApiError> {
+    let mut fields: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(body).map_err(|e| {
+        ApiError::from(DomainError::Malformed {
+            param: None,
+            message: format!("the request body must be a JSON object: {e}"),
+        })
+    })?;
+    let raw = fields.remove("code").ok_or_else(|| ApiError::validation("code", "code is required"))?;
+    if let Some(unknown) = fields.keys().next() {
+        return Err(ApiError::validation(unknown, format!("unknown field {unknown:?}")));
+    }
+    let text: String =
+        serde_json::from_str(raw.get()).map_err(|_| ApiError::validation("code", "code must be a string"))?;
+    Ok(Code::parse(&text)?)
+}

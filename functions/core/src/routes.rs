@@ -1,0 +1,136 @@
+//! THE route table: every HTTP route of the API, the Lambda function that serves it, and who may
+//! call it. The deployer builds API Gateway from this list and the local gateway routes by it;
+//! nothing else names a route.
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A token with the admin scope.
+    Admin,
+    /// Any valid token.
+    User,
+}
+
+/// The Lambda functions that serve HTTP routes (`migrate` is invoked by the deployer only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Function {
+    Create,
+    Update,
+    Validate,
+    List,
+}
+
+impl Function {
+    pub const ALL: [Function; 4] = [Function::Create, Function::Update, Function::Validate, Function::List];
+
+    /// The function's crate and binary name under `functions/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Create => "create",
+            Function::Update => "update",
+            Function::Validate => "validate",
+            Function::List => "list",
+        }
+    }
+}
+
+/// One route: an HTTP method and an API Gateway resource path (`{name}` for a path parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub function: Function,
+    pub access: Access,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route { method: "POST", path: "/promo-codes", function: Function::Create, access: Access::Admin },
+    Route { method: "GET", path: "/promo-codes", function: Function::List, access: Access::Admin },
+    Route { method: "GET", path: "/promo-codes/{code}", function: Function::List, access: Access::Admin },
+    Route { method: "PATCH", path: "/promo-codes/{code}", function: Function::Update, access: Access::Admin },
+    Route { method: "POST", path: "/validations", function: Function::Validate, access: Access::User },
+];
+
+/// What a request path matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// A route, with its path parameters.
+    Found(&'static Route, Vec<(&'static str, String)>),
+    /// The path exists, but not with this method: the methods it has, for `Allow`.
+    MethodNotAllowed(Vec<&'static str>),
+    NotFound,
+}
+
+/// Matches a method and a request path (without the stage) against the table.
+pub fn match_route(method: &str, path: &str) -> Match {
+    let mut methods = Vec::new();
+    for route in ROUTES {
+        if let Some(params) = match_path(route.path, path) {
+            if route.method.eq_ignore_ascii_case(method) {
+                return Match::Found(route, params);
+            }
+            methods.push(route.method);
+        }
+    }
+    if methods.is_empty() { Match::NotFound } else { Match::MethodNotAllowed(methods) }
+}
+
+fn match_path(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    let mut template_parts = template.split('/');
+    let mut path_parts = path.split('/');
+    let mut params = Vec::new();
+    loop {
+        match (template_parts.next(), path_parts.next()) {
+            (None, None) => return Some(params),
+            (Some(t), Some(p)) => {
+                if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                    if p.is_empty() {
+                        return None;
+                    }
+                    params.push((name, p.to_owned()));
+                } else if t != p {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_serves_at_least_one_route() {
+        for function in Function::ALL {
+            assert!(ROUTES.iter().any(|r| r.function == function), "{function:?}");
+        }
+    }
+
+    #[test]
+    fn no_route_is_listed_twice() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn paths_match_with_their_parameters() {
+        match match_route("GET", "/promo-codes/SUMMER25") {
+            Match::Found(route, params) => {
+                assert_eq!(route.path, "/promo-codes/{code}");
+                assert_eq!(params, vec![("code", "SUMMER25".to_owned())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(match_route("POST", "/promo-codes/"), Match::Found(r, _) if r.function == Function::Create));
+        assert_eq!(match_route("DELETE", "/promo-codes/X"), Match::MethodNotAllowed(vec!["GET", "PATCH"]));
+        assert_eq!(match_route("GET", "/nope"), Match::NotFound);
+        assert_eq!(match_route("GET", "/promo-codes/A/events/x"), Match::NotFound);
+        assert_eq!(match_route("GET", "/promo-codes//"), Match::NotFound);
+    }
+}
