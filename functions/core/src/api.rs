@@ -34,7 +34,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), param: None, allow: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            param: None,
+            allow: None,
+        }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
@@ -59,17 +65,29 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(allowed: &[&str]) -> ApiError {
-        let mut error = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here");
+        let mut error = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed here",
+        );
         error.allow = Some(allowed.join(", "));
         error
     }
 
     pub fn internal() -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the request id identifies it in our logs")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the request id identifies it in our logs",
+        )
     }
 
     pub fn unavailable() -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry shortly")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database is unavailable; retry shortly",
+        )
     }
 }
 
@@ -92,10 +110,12 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "already_exists", "a promo code with this code already exists")
-                    .with_param("code")
-            }
+            StoreError::Conflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                "a promo code with this code already exists",
+            )
+            .with_param("code"),
             StoreError::VersionMismatch { current, .. } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failed",
@@ -122,7 +142,11 @@ impl From<AuthError> for ApiError {
             tracing::info!(reason = %error, "token refused");
         }
         // One message for every failure: which check failed is for our logs, not for a prober.
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        )
     }
 }
 
@@ -166,7 +190,9 @@ pub fn route_of(request: &Request) -> Option<&'static Route> {
         Some(RequestContext::ApiGatewayV1(context)) => context.resource_path.clone(),
         _ => None,
     }?;
-    ROUTES.iter().find(|r| r.path == resource && r.method == request.method().as_str())
+    ROUTES
+        .iter()
+        .find(|r| r.path == resource && r.method == request.method().as_str())
 }
 
 pub fn json_response(status: StatusCode, body: &impl Serialize, request_id: &str) -> Response<Body> {
@@ -191,7 +217,9 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut response = base_response(error.status, request_id, Body::Binary(bytes));
     if error.status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     if let Some(allow) = error.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
         response.headers_mut().insert(header::ALLOW, allow);
@@ -219,7 +247,11 @@ pub async fn authorize(app: &App, request: &Request, access: Access) -> Result<C
     };
     let caller = app.verifier.verify(header).await?;
     if access == Access::Admin && !caller.admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this route needs the admin scope"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this route needs the admin scope",
+        ));
     }
     Ok(caller)
 }
@@ -234,10 +266,14 @@ pub fn json_body(request: &Request) -> Result<&[u8], ApiError> {
             format!("the request body must be at most {MAX_BODY_BYTES} bytes"),
         ));
     }
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let is_json = media_type == "application/json"
-        || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+    let is_json =
+        media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"));
     if !is_json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

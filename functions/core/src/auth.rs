@@ -130,7 +130,12 @@ impl AuthConfig {
             Some(scope) => scope,
             None => DEFAULT_ADMIN_SCOPE.to_owned(),
         };
-        Ok(AuthConfig { issuer, audience, keys, admin_scope })
+        Ok(AuthConfig {
+            issuer,
+            audience,
+            keys,
+            admin_scope,
+        })
     }
 
     pub fn from_env() -> Result<AuthConfig, ConfigError> {
@@ -178,7 +183,9 @@ impl Verifier {
             KeySource::Hs256Secret(secret) => Keys::Secret(DecodingKey::from_secret(secret)),
             KeySource::JwksUrl(url) => Keys::Jwks(JwksCache::new(url.clone())),
         };
-        Verifier { inner: Arc::new(VerifierInner { config, keys }) }
+        Verifier {
+            inner: Arc::new(VerifierInner { config, keys }),
+        }
     }
 
     /// Verifies the value of an `Authorization` header.
@@ -188,7 +195,9 @@ impl Verifier {
         let jwt_header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed".into()))?;
         if jwt_header.jwk.is_some() || jwt_header.jku.is_some() || jwt_header.x5u.is_some() || jwt_header.x5c.is_some()
         {
-            return Err(AuthError::Invalid("embedded or remote key headers are not accepted".into()));
+            return Err(AuthError::Invalid(
+                "embedded or remote key headers are not accepted".into(),
+            ));
         }
 
         let alg = jwt_header.alg;
@@ -203,7 +212,10 @@ impl Verifier {
                 if !matches!(alg, Algorithm::RS256 | Algorithm::ES256) {
                     return Err(AuthError::Invalid(format!("algorithm {alg:?} is not accepted")));
                 }
-                let kid = jwt_header.kid.as_deref().ok_or_else(|| AuthError::Invalid("no kid".into()))?;
+                let kid = jwt_header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| AuthError::Invalid("no kid".into()))?;
                 let (key_alg, key) = cache.key(kid).await?;
                 if key_alg != alg {
                     return Err(AuthError::Invalid(format!("key {kid} is not a {alg:?} key")));
@@ -244,7 +256,10 @@ fn bearer_token(header: &str) -> Result<&str, AuthError> {
 }
 
 fn has_scope(claims: &Claims, wanted: &str) -> bool {
-    let in_scope = claims.scope.as_deref().is_some_and(|s| s.split_whitespace().any(|s| s == wanted));
+    let in_scope = claims
+        .scope
+        .as_deref()
+        .is_some_and(|s| s.split_whitespace().any(|s| s == wanted));
     let in_scp = match &claims.scp {
         Some(Scopes::List(list)) => list.iter().any(|s| s == wanted),
         Some(Scopes::Text(text)) => text.split_whitespace().any(|s| s == wanted),
@@ -282,7 +297,10 @@ struct JwksState {
 
 impl JwksCache {
     fn new(url: String) -> JwksCache {
-        JwksCache { url, state: tokio::sync::Mutex::new(JwksState::default()) }
+        JwksCache {
+            url,
+            state: tokio::sync::Mutex::new(JwksState::default()),
+        }
     }
 
     async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {
@@ -319,7 +337,12 @@ impl JwksCache {
                 .build()
                 .into();
             let mut response = agent.get(&url).call().map_err(|e| e.to_string())?;
-            response.body_mut().with_config().limit(JWKS_MAX_BYTES).read_to_vec().map_err(|e| e.to_string())
+            response
+                .body_mut()
+                .with_config()
+                .limit(JWKS_MAX_BYTES)
+                .read_to_vec()
+                .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?
@@ -328,10 +351,14 @@ impl JwksCache {
         struct RawSet {
             keys: Vec<serde_json::Value>,
         }
-        let raw: RawSet = serde_json::from_slice(&body)
-            .map_err(|e| AuthError::KeysUnavailable(format!("not a JWK set: {e}")))?;
+        let raw: RawSet =
+            serde_json::from_slice(&body).map_err(|e| AuthError::KeysUnavailable(format!("not a JWK set: {e}")))?;
         // One key of a kind we do not know must not make the whole set unusable.
-        let keys = raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect();
+        let keys = raw
+            .keys
+            .into_iter()
+            .filter_map(|k| serde_json::from_value(k).ok())
+            .collect();
         Ok(usable_keys(&JwkSet { keys }))
     }
 }
@@ -378,7 +405,12 @@ mod tests {
     fn a_configuration_needs_exactly_one_key_source() {
         let base = [("AUTH_ISSUER", "https://issuer"), ("AUTH_AUDIENCE", "promo")];
         assert_eq!(config(&base).unwrap_err(), ConfigError::NoKeySource);
-        let both = [base[0], base[1], ("AUTH_JWKS_URL", "https://issuer/jwks"), ("AUTH_HS256_SECRET", SECRET)];
+        let both = [
+            base[0],
+            base[1],
+            ("AUTH_JWKS_URL", "https://issuer/jwks"),
+            ("AUTH_HS256_SECRET", SECRET),
+        ];
         assert_eq!(config(&both).unwrap_err(), ConfigError::BothKeySources);
         let short = [base[0], base[1], ("AUTH_HS256_SECRET", "too-short")];
         assert_eq!(config(&short).unwrap_err(), ConfigError::SecretTooShort);
@@ -388,27 +420,55 @@ mod tests {
 
     #[test]
     fn issuer_and_audience_are_required() {
-        assert_eq!(config(&[("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap_err(), ConfigError::Missing("AUTH_ISSUER"));
-        assert_eq!(config(&[("AUTH_ISSUER", "i"), ("AUTH_HS256_SECRET", SECRET)]).unwrap_err(), ConfigError::Missing("AUTH_AUDIENCE"));
         assert_eq!(
-            config(&[("AUTH_ISSUER", " "), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap_err(),
+            config(&[("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap_err(),
+            ConfigError::Missing("AUTH_ISSUER")
+        );
+        assert_eq!(
+            config(&[("AUTH_ISSUER", "i"), ("AUTH_HS256_SECRET", SECRET)]).unwrap_err(),
+            ConfigError::Missing("AUTH_AUDIENCE")
+        );
+        assert_eq!(
+            config(&[
+                ("AUTH_ISSUER", " "),
+                ("AUTH_AUDIENCE", "a"),
+                ("AUTH_HS256_SECRET", SECRET)
+            ])
+            .unwrap_err(),
             ConfigError::Empty("AUTH_ISSUER")
         );
     }
 
     #[test]
     fn the_secret_never_shows_in_debug_output() {
-        let c = config(&[("AUTH_ISSUER", "i"), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap();
+        let c = config(&[
+            ("AUTH_ISSUER", "i"),
+            ("AUTH_AUDIENCE", "a"),
+            ("AUTH_HS256_SECRET", SECRET),
+        ])
+        .unwrap();
         assert!(!format!("{c:?}").contains(SECRET));
     }
 
     #[test]
     fn scopes_come_from_scope_or_scp() {
         let claims = |json: &str| serde_json::from_str::<Claims>(json).unwrap();
-        assert!(has_scope(&claims(r#"{"sub":"s","scope":"read promo:admin"}"#), "promo:admin"));
-        assert!(has_scope(&claims(r#"{"sub":"s","scp":["promo:admin"]}"#), "promo:admin"));
-        assert!(has_scope(&claims(r#"{"sub":"s","scp":"a promo:admin"}"#), "promo:admin"));
-        assert!(!has_scope(&claims(r#"{"sub":"s","scope":"promo:administrator"}"#), "promo:admin"));
+        assert!(has_scope(
+            &claims(r#"{"sub":"s","scope":"read promo:admin"}"#),
+            "promo:admin"
+        ));
+        assert!(has_scope(
+            &claims(r#"{"sub":"s","scp":["promo:admin"]}"#),
+            "promo:admin"
+        ));
+        assert!(has_scope(
+            &claims(r#"{"sub":"s","scp":"a promo:admin"}"#),
+            "promo:admin"
+        ));
+        assert!(!has_scope(
+            &claims(r#"{"sub":"s","scope":"promo:administrator"}"#),
+            "promo:admin"
+        ));
         assert!(!has_scope(&claims(r#"{"sub":"s"}"#), "promo:admin"));
     }
 

@@ -109,7 +109,10 @@ fn if_match(request: &Request) -> Result<Option<i32>, ApiError> {
     if text == "*" {
         return Ok(None);
     }
-    let version = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).ok_or_else(failed)?;
+    let version = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .ok_or_else(failed)?;
     version.parse::<i32>().map(Some).map_err(|_| failed())
 }
 
@@ -124,7 +127,11 @@ async fn list(app: &App, request: &Request, request_id: &str) -> Result<Response
     let params = request.query_string_parameters();
     let query = ListQuery::parse(params.iter())?;
     let page = app.store.list(&query, api::now()).await?;
-    let body = ListBody { data: &page.data, has_more: page.next_cursor.is_some(), next_cursor: page.next_cursor.as_deref() };
+    let body = ListBody {
+        data: &page.data,
+        has_more: page.next_cursor.is_some(),
+        next_cursor: page.next_cursor.as_deref(),
+    };
     Ok(json_response(StatusCode::OK, &body, request_id))
 }
 
@@ -132,8 +139,17 @@ async fn list(app: &App, request: &Request, request_id: &str) -> Result<Response
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Validation<'a> {
-    Valid { valid: bool, code: &'a str, discount_percentage: Box<RawValue>, expires_at: String },
-    Invalid { valid: bool, code: &'a str, reason: &'static str },
+    Valid {
+        valid: bool,
+        code: &'a str,
+        discount_percentage: Box<RawValue>,
+        expires_at: String,
+    },
+    Invalid {
+        valid: bool,
+        code: &'a str,
+        reason: &'static str,
+    },
 }
 
 async fn validate(app: &App, caller: &Caller, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
@@ -143,16 +159,31 @@ async fn validate(app: &App, caller: &Caller, request: &Request, request_id: &st
     let found = app.store.find_owned(&code, &caller.sub).await?;
     let now = api::now();
     let answer = match &found {
-        None => Validation::Invalid { valid: false, code: code.as_str(), reason: "not_found" },
-        Some(p) if p.expires_at.is_expired(now) => Validation::Invalid { valid: false, code: code.as_str(), reason: "expired" },
-        Some(p) if !p.active => Validation::Invalid { valid: false, code: code.as_str(), reason: "inactive" },
-        Some(p) if p.max_redemptions.is_some_and(|max| p.times_redeemed >= max.get()) => {
-            Validation::Invalid { valid: false, code: code.as_str(), reason: "exhausted" }
-        }
+        None => Validation::Invalid {
+            valid: false,
+            code: code.as_str(),
+            reason: "not_found",
+        },
+        Some(p) if p.expires_at.is_expired(now) => Validation::Invalid {
+            valid: false,
+            code: code.as_str(),
+            reason: "expired",
+        },
+        Some(p) if !p.active => Validation::Invalid {
+            valid: false,
+            code: code.as_str(),
+            reason: "inactive",
+        },
+        Some(p) if p.max_redemptions.is_some_and(|max| p.times_redeemed >= max.get()) => Validation::Invalid {
+            valid: false,
+            code: code.as_str(),
+            reason: "exhausted",
+        },
         Some(p) => Validation::Valid {
             valid: true,
             code: code.as_str(),
-            discount_percentage: RawValue::from_string(p.discount.to_json_number()).map_err(|_| ApiError::internal())?,
+            discount_percentage: RawValue::from_string(p.discount.to_json_number())
+                .map_err(|_| ApiError::internal())?,
             expires_at: format_timestamp(p.expires_at.at()),
         },
     };
@@ -167,7 +198,9 @@ fn validation_code(body: &[u8]) -> Result<Code, ApiError> {
             message: format!("the request body must be a JSON object: {e}"),
         })
     })?;
-    let raw = fields.remove("code").ok_or_else(|| ApiError::validation("code", "code is required"))?;
+    let raw = fields
+        .remove("code")
+        .ok_or_else(|| ApiError::validation("code", "code is required"))?;
     if let Some(unknown) = fields.keys().next() {
         return Err(ApiError::validation(unknown, format!("unknown field {unknown:?}")));
     }

@@ -44,11 +44,36 @@ pub struct Route {
 }
 
 pub const ROUTES: &[Route] = &[
-    Route { method: "POST", path: "/promo-codes", function: Function::Create, access: Access::Admin },
-    Route { method: "GET", path: "/promo-codes", function: Function::List, access: Access::Admin },
-    Route { method: "GET", path: "/promo-codes/{code}", function: Function::List, access: Access::Admin },
-    Route { method: "PATCH", path: "/promo-codes/{code}", function: Function::Update, access: Access::Admin },
-    Route { method: "POST", path: "/validations", function: Function::Validate, access: Access::User },
+    Route {
+        method: "POST",
+        path: "/promo-codes",
+        function: Function::Create,
+        access: Access::Admin,
+    },
+    Route {
+        method: "GET",
+        path: "/promo-codes",
+        function: Function::List,
+        access: Access::Admin,
+    },
+    Route {
+        method: "GET",
+        path: "/promo-codes/{code}",
+        function: Function::List,
+        access: Access::Admin,
+    },
+    Route {
+        method: "PATCH",
+        path: "/promo-codes/{code}",
+        function: Function::Update,
+        access: Access::Admin,
+    },
+    Route {
+        method: "POST",
+        path: "/validations",
+        function: Function::Validate,
+        access: Access::User,
+    },
 ];
 
 /// What a request path matched.
@@ -72,7 +97,11 @@ pub fn match_route(method: &str, path: &str) -> Match {
             methods.push(route.method);
         }
     }
-    if methods.is_empty() { Match::NotFound } else { Match::MethodNotAllowed(methods) }
+    if methods.is_empty() {
+        Match::NotFound
+    } else {
+        Match::MethodNotAllowed(methods)
+    }
 }
 
 fn match_path(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
@@ -128,7 +157,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(match_route("POST", "/promo-codes/"), Match::Found(r, _) if r.function == Function::Create));
-        assert_eq!(match_route("DELETE", "/promo-codes/X"), Match::MethodNotAllowed(vec!["GET", "PATCH"]));
+        assert_eq!(
+            match_route("DELETE", "/promo-codes/X"),
+            Match::MethodNotAllowed(vec!["GET", "PATCH"])
+        );
         assert_eq!(match_route("GET", "/nope"), Match::NotFound);
         assert_eq!(match_route("GET", "/promo-codes/A/events/x"), Match::NotFound);
         assert_eq!(match_route("GET", "/promo-codes//"), Match::NotFound);

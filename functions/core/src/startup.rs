@@ -31,5 +31,8 @@ pub fn database_options_from_env() -> Result<PgConnectOptions, StartupError> {
 pub fn app_from_env() -> Result<App, StartupError> {
     let auth = AuthConfig::from_env()?;
     let pool = lambda_pool(database_options_from_env()?);
-    Ok(App { store: Store::new(pool), verifier: Verifier::new(auth) })
+    Ok(App {
+        store: Store::new(pool),
+        verifier: Verifier::new(auth),
+    })
 }

@@ -221,8 +221,11 @@ impl Store {
     /// the same `None`, so a caller cannot tell them apart, not even by timing.
     pub async fn find_owned(&self, code: &Code, owner: &Owner) -> Result<Option<PromoCode>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM promo_codes WHERE code = $1 AND owner = $2");
-        let row: Option<Row> =
-            sqlx::query_as(&sql).bind(code.as_str()).bind(owner.as_str()).fetch_optional(&self.pool).await?;
+        let row: Option<Row> = sqlx::query_as(&sql)
+            .bind(code.as_str())
+            .bind(owner.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(PromoCode::try_from).transpose()
     }
 

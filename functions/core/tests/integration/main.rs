@@ -1,4 +1,9 @@
-//! Integration tests of promo-core on a real PostgreSQL (an ephemeral cluster, or DATABASE_URL).
+//! Integration tests of promo-core on a real PostgreSQL (an ephemeral cluster, or DATABASE_URL),
+//! with real API Gateway REST proxy events and real signed tokens.
 
+mod api;
+mod auth;
+mod events;
 mod helpers;
 mod store;
+mod tokens;
