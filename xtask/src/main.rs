@@ -1,6 +1,10 @@
 //! `cargo xtask`: the commands engineers and CI run. One file per command; this is the one match.
 
+mod build;
 mod test;
+mod tools;
+
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -15,10 +19,21 @@ struct Cli {
 enum Command {
     /// Install what the tests need, then run every check and test (CI runs exactly this).
     Test(test::Args),
+    /// Build every function as a Lambda zip and print its path, size and SHA-256.
+    Build(build::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test(args) => test::run(args),
+        Command::Build(args) => build::run(args),
     }
+}
+
+/// The repository root, whatever directory the command was started from.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }

@@ -34,6 +34,10 @@ impl Function {
     }
 }
 
+/// Every Lambda function crate under `functions/`: the route functions, then `migrate`, which
+/// the deployer invokes directly. What `cargo xtask build` builds and the deployer ships.
+pub const FUNCTION_CRATES: [&str; 5] = ["create", "update", "validate", "list", "migrate"];
+
 /// One route: an HTTP method and an API Gateway resource path (`{name}` for a path parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -135,6 +139,13 @@ mod tests {
     fn every_function_serves_at_least_one_route() {
         for function in Function::ALL {
             assert!(ROUTES.iter().any(|r| r.function == function), "{function:?}");
+        }
+    }
+
+    #[test]
+    fn every_route_function_is_a_crate_that_gets_built() {
+        for function in Function::ALL {
+            assert!(FUNCTION_CRATES.contains(&function.name()), "{function:?}");
         }
     }
 
