@@ -175,7 +175,7 @@ mod tests {
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(archive.len(), 1);
         let mut entry = archive.by_index(0).unwrap();
-        assert_eq!(entry.name(), "bootstrap");
+        assert_eq!(entry.name().unwrap(), "bootstrap");
         assert_eq!(entry.unix_mode().map(|m| m & 0o777), Some(0o755));
         let mut content = Vec::new();
         entry.read_to_end(&mut content).unwrap();

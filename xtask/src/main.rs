@@ -1,7 +1,11 @@
 //! `cargo xtask`: the commands engineers and CI run. One file per command; this is the one match.
 
 mod build;
+mod dev;
+mod gateway;
+mod local;
 mod test;
+mod token;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +23,10 @@ struct Cli {
 enum Command {
     /// Install what the tests need, then run every check and test (CI runs exactly this).
     Test(test::Args),
+    /// Run the whole service locally on an embedded PostgreSQL.
+    Dev(dev::Args),
+    /// Print a JWT that the local stack accepts.
+    Token(token::Args),
     /// Build every function as a Lambda zip and print its path, size and SHA-256.
     Build(build::Args),
 }
@@ -26,6 +34,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test(args) => test::run(args),
+        Command::Dev(args) => dev::run(args),
+        Command::Token(args) => token::run(args),
         Command::Build(args) => build::run(args),
     }
 }

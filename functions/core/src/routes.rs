@@ -159,6 +159,28 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_spec_names_exactly_the_routes_of_the_table() {
+        let spec: serde_yaml::Value =
+            serde_yaml::from_str(include_str!("../../openapi.yaml")).expect("openapi.yaml parses");
+        let mut in_spec: Vec<(String, String)> = Vec::new();
+        for (path, item) in spec["paths"].as_mapping().expect("paths") {
+            for (method, _) in item.as_mapping().expect("path item") {
+                let method = method.as_str().expect("key");
+                if ["get", "post", "patch", "put", "delete", "head", "options"].contains(&method) {
+                    in_spec.push((method.to_ascii_uppercase(), path.as_str().expect("path").to_owned()));
+                }
+            }
+        }
+        let mut in_table: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_owned(), r.path.to_owned()))
+            .collect();
+        in_spec.sort();
+        in_table.sort();
+        assert_eq!(in_spec, in_table);
+    }
+
+    #[test]
     fn paths_match_with_their_parameters() {
         match match_route("GET", "/promo-codes/SUMMER25") {
             Match::Found(route, params) => {

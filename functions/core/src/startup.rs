@@ -36,3 +36,15 @@ pub fn app_from_env() -> Result<App, StartupError> {
         verifier: Verifier::new(auth),
     })
 }
+
+/// The value, or a one-line message on stderr and exit status 1: a function that cannot be
+/// configured must fail its init visibly, naming the variable, not at its first request.
+pub fn or_exit<T>(result: Result<T, StartupError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(1);
+        }
+    }
+}

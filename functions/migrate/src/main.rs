@@ -2,13 +2,14 @@
 //! version the database now has. The deployer invokes it before moving the `live` aliases.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use promo_core::startup;
 use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let options = promo_core::startup::database_options_from_env()?;
+    let options = startup::or_exit(startup::database_options_from_env());
     let options = &options;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
         let pool = PgPoolOptions::new()
