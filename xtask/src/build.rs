@@ -86,13 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for a in &artifacts {
-            println!(
-                "{:<9} {:>9} bytes  sha256 {}  {}",
-                a.function,
-                a.size,
-                a.sha256,
-                a.zip.display()
-            );
+            println!("{:<9} {:>9} bytes  sha256 {}  {}", a.function, a.size, a.sha256, a.zip.display());
         }
     }
     Ok(())
@@ -105,21 +99,12 @@ pub fn build(sh: &Shell, arch: Arch) -> anyhow::Result<Vec<Artifact>> {
     let bin = python_tools(sh)?;
     let lambda_dir = root.join("target/lambda").join(arch.name());
     let target = arch.target();
-    let packages: Vec<String> = FUNCTION_CRATES
-        .iter()
-        .flat_map(|f| ["--package".to_owned(), f.to_string()])
-        .collect();
-    eprintln!(
-        "==> cargo lambda build --release --target {target} ({})",
-        FUNCTION_CRATES.join(", ")
-    );
-    cmd!(
-        sh,
-        "cargo lambda build --release --locked --target {target} --lambda-dir {lambda_dir} {packages...}"
-    )
-    .env("PATH", path_with(&bin))
-    .run()
-    .context("cargo lambda build failed")?;
+    let packages: Vec<String> = FUNCTION_CRATES.iter().flat_map(|f| ["--package".to_owned(), f.to_string()]).collect();
+    eprintln!("==> cargo lambda build --release --target {target} ({})", FUNCTION_CRATES.join(", "));
+    cmd!(sh, "cargo lambda build --release --locked --target {target} --lambda-dir {lambda_dir} {packages...}")
+        .env("PATH", path_with(&bin))
+        .run()
+        .context("cargo lambda build failed")?;
 
     FUNCTION_CRATES
         .iter()
@@ -184,12 +169,8 @@ mod tests {
 
     #[test]
     fn code_sha256_is_the_base64_lambda_reports() {
-        let artifact = Artifact {
-            function: "f".into(),
-            zip: PathBuf::new(),
-            size: 0,
-            sha256: hex(&Sha256::digest(b"abc")),
-        };
+        let artifact =
+            Artifact { function: "f".into(), zip: PathBuf::new(), size: 0, sha256: hex(&Sha256::digest(b"abc")) };
         assert_eq!(artifact.code_sha256(), "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
     }
 }

@@ -44,24 +44,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (database, cluster) = match std::env::var("DATABASE_URL") {
         Ok(url) => {
             println!("using DATABASE_URL");
-            (
-                PgConnectOptions::from_str(&url).context("DATABASE_URL is not a PostgreSQL URL")?,
-                None,
-            )
+            (PgConnectOptions::from_str(&url).context("DATABASE_URL is not a PostgreSQL URL")?, None)
         }
         Err(_) => {
             let data_dir = dev_dir().join("pgdata");
             let fresh = !data_dir.join("PG_VERSION").exists();
             if fresh {
-                println!(
-                    "creating the embedded PostgreSQL cluster in {} (first start only)",
-                    data_dir.display()
-                );
+                println!("creating the embedded PostgreSQL cluster in {} (first start only)", data_dir.display());
             }
-            let cluster = ephemeral_pg::Cluster::start(ephemeral_pg::Options {
-                data_dir: Some(data_dir),
-                ..Default::default()
-            })?;
+            let cluster =
+                ephemeral_pg::Cluster::start(ephemeral_pg::Options { data_dir: Some(data_dir), ..Default::default() })?;
             let options = PgConnectOptions::from_str(&cluster.url(&local.database))?;
             (options, Some(cluster))
         }
@@ -104,6 +96,7 @@ async fn serve(
         app: App {
             store: Store::new(pool),
             verifier: Verifier::new(auth),
+            guess_limit: promo_core::startup::guess_limit_from_env()?,
         },
         jwks: serde_json::to_string(&local_jwks()?)?,
     });
@@ -131,20 +124,14 @@ async fn serve(
     println!("stopping");
     drop(listener);
     // Give requests in flight a moment, then drop the connections that are still open.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(2), async { while connections.join_next().await.is_some() {} }).await;
     connections.abort_all();
     Ok(())
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions, name: &str) -> anyhow::Result<()> {
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        || name.is_empty()
-    {
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || name.is_empty() {
         bail!("environments/local.yaml: database must be lower-case letters, digits and '_', got {name:?}");
     }
     let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
@@ -153,9 +140,7 @@ async fn create_database_if_missing(options: &PgConnectOptions, name: &str) -> a
         .fetch_optional(&mut admin)
         .await?;
     if exists.is_none() {
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
     }
     admin.close().await?;
     Ok(())

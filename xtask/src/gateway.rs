@@ -34,21 +34,14 @@ pub async fn serve(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<
     let (route, params) = match match_route(parts.method.as_str(), parts.uri.path()) {
         Match::Found(route, params) => (route, params),
         Match::MethodNotAllowed(allowed) => {
-            return Ok(convert(error_response(
-                &ApiError::method_not_allowed(&allowed),
-                &request_id,
-            )));
+            return Ok(convert(error_response(&ApiError::method_not_allowed(&allowed), &request_id)));
         }
         Match::NotFound => return Ok(convert(error_response(&ApiError::route_not_found(), &request_id))),
     };
     let body = match Limited::new(body, MAX_GATEWAY_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            let error = ApiError::new(
-                hyper::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request too large",
-            );
+            let error = ApiError::new(hyper::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request too large");
             return Ok(convert(error_response(&error, &request_id)));
         }
     };
@@ -132,14 +125,7 @@ fn push_multi(map: &mut Map<String, Value>, name: &str, value: &str) {
 fn new_request_id() -> String {
     let bytes: [u8; 16] = rand::random();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 fn convert(response: lambda_http::Response<lambda_http::Body>) -> Response<Full<Bytes>> {
@@ -156,9 +142,6 @@ fn convert(response: lambda_http::Response<lambda_http::Body>) -> Response<Full<
 fn plain(status: u16, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
-    );
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
     response
 }

@@ -38,10 +38,7 @@ impl LocalConfig {
         let path = workspace_root().join("environments/local.yaml");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         serde_yaml::from_str(&text).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!(":{}:{}", l.line(), l.column()))
-                .unwrap_or_default();
+            let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
             anyhow::anyhow!("{}{at}: {e}", path.display())
         })
     }
@@ -50,9 +47,7 @@ impl LocalConfig {
 /// Where `cargo xtask dev` keeps its state: the database and the issuer key. `PROMO_DEV_DIR`
 /// moves it (the end-to-end test uses a directory of its own).
 pub fn dev_dir() -> PathBuf {
-    std::env::var_os("PROMO_DEV_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/dev"))
+    std::env::var_os("PROMO_DEV_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target/dev"))
 }
 
 /// The local issuer's ES256 key, made on first use and kept (owner-only) under the dev dir.
@@ -126,10 +121,9 @@ pub fn sign_token(local: &LocalConfig, sub: &str, admin: bool, ttl_secs: u64) ->
         claims["scope"] = serde_json::json!(config.admin_scope);
     }
     let (header, key) = match &config.keys {
-        KeySource::Hs256Secret(secret) => (
-            jsonwebtoken::Header::new(Algorithm::HS256),
-            EncodingKey::from_secret(secret),
-        ),
+        KeySource::Hs256Secret(secret) => {
+            (jsonwebtoken::Header::new(Algorithm::HS256), EncodingKey::from_secret(secret))
+        }
         KeySource::JwksUrl(url) if std::env::var_os("AUTH_JWKS_URL").is_some() => {
             bail!("AUTH_JWKS_URL is set ({url}): tokens come from that issuer, not from cargo xtask token")
         }

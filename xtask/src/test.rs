@@ -33,9 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     if !args.no_lint {
         step("cargo fmt --check");
-        cmd!(sh, "cargo fmt --all --check")
-            .run()
-            .context("code is not formatted: run `cargo fmt --all`")?;
+        cmd!(sh, "cargo fmt --all --check").run().context("code is not formatted: run `cargo fmt --all`")?;
         step("cargo clippy");
         cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
             .run()
@@ -44,9 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     step("cargo test");
     let before = leftover_clusters();
-    cmd!(sh, "cargo test --workspace --locked")
-        .run()
-        .context("tests failed")?;
+    cmd!(sh, "cargo test --workspace --locked").run().context("tests failed")?;
 
     step("checking that no PostgreSQL process is left");
     wait_for_no_new_clusters(&before)?;
@@ -101,10 +97,7 @@ fn leftover_clusters() -> Vec<(u32, String)> {
 fn wait_for_no_new_clusters(before: &[(u32, String)]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left: Vec<_> = leftover_clusters()
-            .into_iter()
-            .filter(|p| !before.contains(p))
-            .collect();
+        let left: Vec<_> = leftover_clusters().into_iter().filter(|p| !before.contains(p)).collect();
         if left.is_empty() {
             ephemeral_pg::remove_stale_temp_dirs();
             println!("    none left");
@@ -156,33 +149,19 @@ fn schemathesis(python_bin: &std::path::Path) -> anyhow::Result<()> {
             let st = python_bin.join("st");
             let checks = "not_a_server_error,status_code_conformance,content_type_conformance,\
                           response_headers_conformance,response_schema_conformance";
-            let runs = [
-                (token("back-office", true)?, None),
-                (token("alice", false)?, Some("/validations")),
-            ];
+            let runs = [(token("back-office", true)?, None), (token("alice", false)?, Some("/validations"))];
             for (token, only) in runs {
                 let mut command = std::process::Command::new(&st);
                 command
                     .arg("run")
                     .arg(&spec)
                     .args(["--url", &url, "--header", &format!("Authorization: Bearer {token}")])
-                    .args([
-                        "--checks",
-                        checks,
-                        "--max-examples",
-                        "40",
-                        "--seed",
-                        "20261125",
-                        "--no-color",
-                    ]);
+                    .args(["--checks", checks, "--max-examples", "40", "--seed", "20261125", "--no-color"]);
                 if let Some(path) = only {
                     command.args(["--include-path", path]);
                 }
                 let status = command.status().context("running schemathesis")?;
-                anyhow::ensure!(
-                    status.success(),
-                    "schemathesis found responses that break functions/openapi.yaml"
-                );
+                anyhow::ensure!(status.success(), "schemathesis found responses that break functions/openapi.yaml");
             }
             Ok(())
         });

@@ -20,10 +20,7 @@ pub fn python_tools(sh: &Shell) -> anyhow::Result<PathBuf> {
         return Ok(venv.join("bin"));
     }
 
-    println!(
-        "    installing Python tools into {} (once per change of tools/requirements.txt)",
-        venv.display()
-    );
+    println!("    installing Python tools into {} (once per change of tools/requirements.txt)", venv.display());
     if cmd!(sh, "python3 --version").quiet().ignore_stdout().run().is_err() {
         bail!("python3 is needed to install cargo-lambda: install the Debian packages `python3` and `python3-venv`");
     }
@@ -33,12 +30,9 @@ pub fn python_tools(sh: &Shell) -> anyhow::Result<PathBuf> {
             .context("cannot create the venv: install the Debian package `python3-venv`")?;
     }
     let pip = venv.join("bin/pip");
-    cmd!(
-        sh,
-        "{pip} install --quiet --disable-pip-version-check -r {requirements}"
-    )
-    .run()
-    .context("pip could not install tools/requirements.txt")?;
+    cmd!(sh, "{pip} install --quiet --disable-pip-version-check -r {requirements}")
+        .run()
+        .context("pip could not install tools/requirements.txt")?;
     std::fs::write(&stamp, wanted)?;
     Ok(venv.join("bin"))
 }

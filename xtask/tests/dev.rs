@@ -30,24 +30,14 @@ impl Drop for DevDir {
 fn xtask(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command.env("PROMO_DEV_DIR", dir).env_remove("DATABASE_URL");
-    for var in [
-        "AUTH_ISSUER",
-        "AUTH_AUDIENCE",
-        "AUTH_JWKS_URL",
-        "AUTH_HS256_SECRET",
-        "AUTH_ADMIN_SCOPE",
-    ] {
+    for var in ["AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL", "AUTH_HS256_SECRET", "AUTH_ADMIN_SCOPE"] {
         command.env_remove(var);
     }
     command
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running `xtask dev`; killed if the test fails before stopping it.
@@ -85,10 +75,7 @@ impl Dev {
                 }
             }
         }
-        Dev {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
+        Dev { child, base: format!("http://127.0.0.1:{port}") }
     }
 
     /// SIGTERM, then the time it took to exit and its status.
@@ -148,47 +135,33 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 impl Client {
     fn new(base: &str) -> Client {
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Client {
-            agent,
-            base: base.to_owned(),
-        }
+        Client { agent, base: base.to_owned() }
     }
 
     fn send(&self, method: &str, path: &str, token: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
         let url = format!("{}{path}", self.base);
-        let mut request = ureq::http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("Authorization", format!("Bearer {token}"));
+        let mut request =
+            ureq::http::Request::builder().method(method).uri(&url).header("Authorization", format!("Bearer {token}"));
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
         let result = match body {
-            Some(body) => self.agent.run(
-                request
-                    .header("Content-Type", "application/json")
-                    .body(body.to_string())
-                    .expect("request"),
-            ),
+            Some(body) => self
+                .agent
+                .run(request.header("Content-Type", "application/json").body(body.to_string()).expect("request")),
             None => self.agent.run(request.body(()).expect("request")),
         };
         let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
+        let headers =
+            response.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
         let text = response.body_mut().read_to_string().expect("body");
         let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
         Reply { status, headers, body }
@@ -232,69 +205,33 @@ fn dev_serves_the_api_end_to_end_and_stops_cleanly_on_sigterm() {
     assert_eq!(fetched.status, 200);
     assert_eq!(fetched.body, created.body);
 
-    let listed = api.send(
-        "GET",
-        "/promo-codes?owner=alice&status=active&sort=-discount_percentage",
-        &admin,
-        &[],
-        None,
-    );
+    let listed = api.send("GET", "/promo-codes?owner=alice&status=active&sort=-discount_percentage", &admin, &[], None);
     assert_eq!(listed.status, 200);
     assert_eq!(listed.body["data"][0]["code"], "E2E-SUMMER");
     assert_eq!(listed.body["has_more"], false);
 
     // Patch with If-Match: the current ETag works once, then it is stale.
     let patch = json!({"discount_percentage": 20});
-    let patched = api.send(
-        "PATCH",
-        "/promo-codes/E2E-SUMMER",
-        &admin,
-        &[("If-Match", "\"1\"")],
-        Some(&patch),
-    );
+    let patched = api.send("PATCH", "/promo-codes/E2E-SUMMER", &admin, &[("If-Match", "\"1\"")], Some(&patch));
     assert_eq!(patched.status, 200, "{}", patched.body);
     assert_eq!(patched.header("etag"), Some("\"2\""));
     assert_eq!(patched.body["discount_percentage"], json!(20));
-    let stale = api.send(
-        "PATCH",
-        "/promo-codes/E2E-SUMMER",
-        &admin,
-        &[("If-Match", "\"1\"")],
-        Some(&patch),
-    );
+    let stale = api.send("PATCH", "/promo-codes/E2E-SUMMER", &admin, &[("If-Match", "\"1\"")], Some(&patch));
     assert_eq!(stale.status, 412);
     assert_eq!(stale.body["error"]["code"], "precondition_failed");
 
     // Validate as the owner and as someone else.
-    let mine = api.send(
-        "POST",
-        "/validations",
-        &alice,
-        &[],
-        Some(&json!({"code": "e2e-summer"})),
-    );
+    let mine = api.send("POST", "/validations", &alice, &[], Some(&json!({"code": "e2e-summer"})));
     assert_eq!(
         mine.body,
         json!({"valid": true, "code": "E2E-SUMMER", "discount_percentage": 20, "expires_at": "2031-06-30T10:00:00Z"})
     );
-    let theirs = api.send(
-        "POST",
-        "/validations",
-        &mallory,
-        &[],
-        Some(&json!({"code": "e2e-summer"})),
-    );
-    assert_eq!(
-        theirs.body,
-        json!({"valid": false, "code": "E2E-SUMMER", "reason": "not_found"})
-    );
+    let theirs = api.send("POST", "/validations", &mallory, &[], Some(&json!({"code": "e2e-summer"})));
+    assert_eq!(theirs.body, json!({"valid": false, "code": "E2E-SUMMER", "reason": "not_found"}));
 
     // The gateway: an unknown route, a wrong method, a user on an admin route, no token.
     let unknown = api.send("GET", "/nowhere", &admin, &[], None);
-    assert_eq!(
-        (unknown.status, unknown.body["error"]["code"].as_str()),
-        (404, Some("not_found"))
-    );
+    assert_eq!((unknown.status, unknown.body["error"]["code"].as_str()), (404, Some("not_found")));
     let wrong = api.send("DELETE", "/promo-codes/E2E-SUMMER", &admin, &[], None);
     assert_eq!(wrong.status, 405);
     assert_eq!(wrong.header("allow"), Some("GET, PATCH"));
@@ -304,16 +241,10 @@ fn dev_serves_the_api_end_to_end_and_stops_cleanly_on_sigterm() {
     assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
 
     // A second dev on the same port is refused, clearly.
-    let second = xtask(&dir.0)
-        .args(["dev", "--port", &port.to_string()])
-        .output()
-        .expect("second dev");
+    let second = xtask(&dir.0).args(["dev", "--port", &port.to_string()]).output().expect("second dev");
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(
-        stderr.contains(&format!("port {port}")) && stderr.contains("already in use"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("port {port}")) && stderr.contains("already in use"), "{stderr}");
 
     // SIGTERM stops everything within 10 s and leaves no PostgreSQL behind.
     let (took, clean) = dev.terminate();

@@ -8,9 +8,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use crate::auth::{AuthError, Caller, Verifier};
-use crate::domain::{Code, DomainError};
+use crate::domain::{Code, DomainError, Unusable};
 use crate::routes::{Access, ROUTES, Route};
-use crate::store::{Store, StoreError};
+use crate::store::{GuessLimit, RedeemError, Store, StoreError};
 
 /// Bodies above this are refused with 413 before anything parses them.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -20,6 +20,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct App {
     pub store: Store,
     pub verifier: Verifier,
+    /// How many `not_found` answers of validate and redeem a caller may get per window.
+    pub guess_limit: GuessLimit,
 }
 
 /// A failure on its way to becoming a response.
@@ -29,18 +31,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub param: Option<String>,
-    pub allow: Option<String>,
+    /// Extra response headers, such as `Allow` or `Retry-After`.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            param: None,
-            allow: None,
-        }
+        ApiError { status, code, message: message.into(), param: None, headers: Vec::new() }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> ApiError {
@@ -65,12 +62,19 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(allowed: &[&str]) -> ApiError {
+        let mut error = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here");
+        error.headers.push(("allow", allowed.join(", ")));
+        error
+    }
+
+    pub fn rate_limited(retry_after: std::time::Duration) -> ApiError {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
         let mut error = ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed here",
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many unknown codes; retry in {seconds} s"),
         );
-        error.allow = Some(allowed.join(", "));
+        error.headers.push(("retry-after", seconds.to_string()));
         error
     }
 
@@ -83,11 +87,7 @@ impl ApiError {
     }
 
     pub fn unavailable() -> ApiError {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database is unavailable; retry shortly",
-        )
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry shortly")
     }
 }
 
@@ -110,12 +110,10 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "already_exists",
-                "a promo code with this code already exists",
-            )
-            .with_param("code"),
+            StoreError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "already_exists", "a promo code with this code already exists")
+                    .with_param("code")
+            }
             StoreError::VersionMismatch { current, .. } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failed",
@@ -134,6 +132,24 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<RedeemError> for ApiError {
+    fn from(error: RedeemError) -> ApiError {
+        match error {
+            RedeemError::NotFound => ApiError::not_found(),
+            RedeemError::Unusable(Unusable::Exhausted) => {
+                ApiError::new(StatusCode::CONFLICT, "exhausted", "the promo code has been used as often as it may be")
+            }
+            RedeemError::Unusable(Unusable::Expired) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "expired", "the promo code has expired")
+            }
+            RedeemError::Unusable(Unusable::Inactive) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "inactive", "the promo code is switched off")
+            }
+            RedeemError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> ApiError {
         if let AuthError::KeysUnavailable(_) = &error {
@@ -142,11 +158,7 @@ impl From<AuthError> for ApiError {
             tracing::info!(reason = %error, "token refused");
         }
         // One message for every failure: which check failed is for our logs, not for a prober.
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer token is required",
-        )
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
     }
 }
 
@@ -190,9 +202,7 @@ pub fn route_of(request: &Request) -> Option<&'static Route> {
         Some(RequestContext::ApiGatewayV1(context)) => context.resource_path.clone(),
         _ => None,
     }?;
-    ROUTES
-        .iter()
-        .find(|r| r.path == resource && r.method == request.method().as_str())
+    ROUTES.iter().find(|r| r.path == resource && r.method == request.method().as_str())
 }
 
 pub fn json_response(status: StatusCode, body: &impl Serialize, request_id: &str) -> Response<Body> {
@@ -207,22 +217,17 @@ pub fn json_response(status: StatusCode, body: &impl Serialize, request_id: &str
 
 pub fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
     let body = ErrorBody {
-        error: ErrorFields {
-            code: error.code,
-            message: &error.message,
-            param: error.param.as_deref(),
-            request_id,
-        },
+        error: ErrorFields { code: error.code, message: &error.message, param: error.param.as_deref(), request_id },
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut response = base_response(error.status, request_id, Body::Binary(bytes));
     if error.status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
-    if let Some(allow) = error.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
-        response.headers_mut().insert(header::ALLOW, allow);
+    for (name, value) in &error.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
     }
     response
 }
@@ -247,11 +252,7 @@ pub async fn authorize(app: &App, request: &Request, access: Access) -> Result<C
     };
     let caller = app.verifier.verify(header).await?;
     if access == Access::Admin && !caller.admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this route needs the admin scope",
-        ));
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this route needs the admin scope"));
     }
     Ok(caller)
 }
@@ -266,11 +267,7 @@ pub fn json_body(request: &Request) -> Result<&[u8], ApiError> {
             format!("the request body must be at most {MAX_BODY_BYTES} bytes"),
         ));
     }
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let is_json =
         media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"));

@@ -130,12 +130,7 @@ impl AuthConfig {
             Some(scope) => scope,
             None => DEFAULT_ADMIN_SCOPE.to_owned(),
         };
-        Ok(AuthConfig {
-            issuer,
-            audience,
-            keys,
-            admin_scope,
-        })
+        Ok(AuthConfig { issuer, audience, keys, admin_scope })
     }
 
     pub fn from_env() -> Result<AuthConfig, ConfigError> {
@@ -183,9 +178,7 @@ impl Verifier {
             KeySource::Hs256Secret(secret) => Keys::Secret(DecodingKey::from_secret(secret)),
             KeySource::JwksUrl(url) => Keys::Jwks(JwksCache::new(url.clone())),
         };
-        Verifier {
-            inner: Arc::new(VerifierInner { config, keys }),
-        }
+        Verifier { inner: Arc::new(VerifierInner { config, keys }) }
     }
 
     /// Verifies the value of an `Authorization` header.
@@ -195,9 +188,7 @@ impl Verifier {
         let jwt_header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed".into()))?;
         if jwt_header.jwk.is_some() || jwt_header.jku.is_some() || jwt_header.x5u.is_some() || jwt_header.x5c.is_some()
         {
-            return Err(AuthError::Invalid(
-                "embedded or remote key headers are not accepted".into(),
-            ));
+            return Err(AuthError::Invalid("embedded or remote key headers are not accepted".into()));
         }
 
         let alg = jwt_header.alg;
@@ -212,10 +203,7 @@ impl Verifier {
                 if !matches!(alg, Algorithm::RS256 | Algorithm::ES256) {
                     return Err(AuthError::Invalid(format!("algorithm {alg:?} is not accepted")));
                 }
-                let kid = jwt_header
-                    .kid
-                    .as_deref()
-                    .ok_or_else(|| AuthError::Invalid("no kid".into()))?;
+                let kid = jwt_header.kid.as_deref().ok_or_else(|| AuthError::Invalid("no kid".into()))?;
                 let (key_alg, key) = cache.key(kid).await?;
                 if key_alg != alg {
                     return Err(AuthError::Invalid(format!("key {kid} is not a {alg:?} key")));
@@ -256,10 +244,7 @@ fn bearer_token(header: &str) -> Result<&str, AuthError> {
 }
 
 fn has_scope(claims: &Claims, wanted: &str) -> bool {
-    let in_scope = claims
-        .scope
-        .as_deref()
-        .is_some_and(|s| s.split_whitespace().any(|s| s == wanted));
+    let in_scope = claims.scope.as_deref().is_some_and(|s| s.split_whitespace().any(|s| s == wanted));
     let in_scp = match &claims.scp {
         Some(Scopes::List(list)) => list.iter().any(|s| s == wanted),
         Some(Scopes::Text(text)) => text.split_whitespace().any(|s| s == wanted),
@@ -297,10 +282,7 @@ struct JwksState {
 
 impl JwksCache {
     fn new(url: String) -> JwksCache {
-        JwksCache {
-            url,
-            state: tokio::sync::Mutex::new(JwksState::default()),
-        }
+        JwksCache { url, state: tokio::sync::Mutex::new(JwksState::default()) }
     }
 
     async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {
@@ -331,18 +313,10 @@ impl JwksCache {
     async fn fetch(&self) -> Result<HashMap<String, (Algorithm, DecodingKey)>, AuthError> {
         let url = self.url.clone();
         let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .timeout_global(Some(JWKS_FETCH_TIMEOUT))
-                .max_redirects(0)
-                .build()
-                .into();
+            let agent: ureq::Agent =
+                ureq::Agent::config_builder().timeout_global(Some(JWKS_FETCH_TIMEOUT)).max_redirects(0).build().into();
             let mut response = agent.get(&url).call().map_err(|e| e.to_string())?;
-            response
-                .body_mut()
-                .with_config()
-                .limit(JWKS_MAX_BYTES)
-                .read_to_vec()
-                .map_err(|e| e.to_string())
+            response.body_mut().with_config().limit(JWKS_MAX_BYTES).read_to_vec().map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?
@@ -354,11 +328,7 @@ impl JwksCache {
         let raw: RawSet =
             serde_json::from_slice(&body).map_err(|e| AuthError::KeysUnavailable(format!("not a JWK set: {e}")))?;
         // One key of a kind we do not know must not make the whole set unusable.
-        let keys = raw
-            .keys
-            .into_iter()
-            .filter_map(|k| serde_json::from_value(k).ok())
-            .collect();
+        let keys = raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect();
         Ok(usable_keys(&JwkSet { keys }))
     }
 }
@@ -405,12 +375,7 @@ mod tests {
     fn a_configuration_needs_exactly_one_key_source() {
         let base = [("AUTH_ISSUER", "https://issuer"), ("AUTH_AUDIENCE", "promo")];
         assert_eq!(config(&base).unwrap_err(), ConfigError::NoKeySource);
-        let both = [
-            base[0],
-            base[1],
-            ("AUTH_JWKS_URL", "https://issuer/jwks"),
-            ("AUTH_HS256_SECRET", SECRET),
-        ];
+        let both = [base[0], base[1], ("AUTH_JWKS_URL", "https://issuer/jwks"), ("AUTH_HS256_SECRET", SECRET)];
         assert_eq!(config(&both).unwrap_err(), ConfigError::BothKeySources);
         let short = [base[0], base[1], ("AUTH_HS256_SECRET", "too-short")];
         assert_eq!(config(&short).unwrap_err(), ConfigError::SecretTooShort);
@@ -429,46 +394,24 @@ mod tests {
             ConfigError::Missing("AUTH_AUDIENCE")
         );
         assert_eq!(
-            config(&[
-                ("AUTH_ISSUER", " "),
-                ("AUTH_AUDIENCE", "a"),
-                ("AUTH_HS256_SECRET", SECRET)
-            ])
-            .unwrap_err(),
+            config(&[("AUTH_ISSUER", " "), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap_err(),
             ConfigError::Empty("AUTH_ISSUER")
         );
     }
 
     #[test]
     fn the_secret_never_shows_in_debug_output() {
-        let c = config(&[
-            ("AUTH_ISSUER", "i"),
-            ("AUTH_AUDIENCE", "a"),
-            ("AUTH_HS256_SECRET", SECRET),
-        ])
-        .unwrap();
+        let c = config(&[("AUTH_ISSUER", "i"), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap();
         assert!(!format!("{c:?}").contains(SECRET));
     }
 
     #[test]
     fn scopes_come_from_scope_or_scp() {
         let claims = |json: &str| serde_json::from_str::<Claims>(json).unwrap();
-        assert!(has_scope(
-            &claims(r#"{"sub":"s","scope":"read promo:admin"}"#),
-            "promo:admin"
-        ));
-        assert!(has_scope(
-            &claims(r#"{"sub":"s","scp":["promo:admin"]}"#),
-            "promo:admin"
-        ));
-        assert!(has_scope(
-            &claims(r#"{"sub":"s","scp":"a promo:admin"}"#),
-            "promo:admin"
-        ));
-        assert!(!has_scope(
-            &claims(r#"{"sub":"s","scope":"promo:administrator"}"#),
-            "promo:admin"
-        ));
+        assert!(has_scope(&claims(r#"{"sub":"s","scope":"read promo:admin"}"#), "promo:admin"));
+        assert!(has_scope(&claims(r#"{"sub":"s","scp":["promo:admin"]}"#), "promo:admin"));
+        assert!(has_scope(&claims(r#"{"sub":"s","scp":"a promo:admin"}"#), "promo:admin"));
+        assert!(!has_scope(&claims(r#"{"sub":"s","scope":"promo:administrator"}"#), "promo:admin"));
         assert!(!has_scope(&claims(r#"{"sub":"s"}"#), "promo:admin"));
     }
 

@@ -10,9 +10,12 @@ use serde_json::value::RawValue;
 
 use crate::api::{self, ApiError, App, authorize, error_response, json_body, json_response, path_code};
 use crate::auth::Caller;
-use crate::domain::{Code, DomainError, ListQuery, NewPromoCode, PromoCode, PromoCodePatch, format_timestamp};
+use crate::domain::{
+    AuditEvent, Code, DomainError, EventsQuery, ListQuery, NewPromoCode, OrderId, PromoCode, PromoCodePatch,
+    format_timestamp,
+};
 use crate::routes::{Function, Route};
-use crate::store::StoreError;
+use crate::store::{RedeemError, Redeemed, StoreError};
 
 /// Serves a request for `function`: finds its route, checks access, runs the handler, and
 /// renders any failure.
@@ -35,11 +38,13 @@ pub async fn handle(app: &App, function: Function, request: Request) -> Response
 async fn dispatch(app: &App, route: &Route, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
     let caller = authorize(app, request, route.access).await?;
     match (route.method, route.path) {
-        ("POST", "/promo-codes") => create(app, request, request_id).await,
+        ("POST", "/promo-codes") => create(app, &caller, request, request_id).await,
         ("GET", "/promo-codes") => list(app, request, request_id).await,
         ("GET", "/promo-codes/{code}") => get(app, request, request_id).await,
-        ("PATCH", "/promo-codes/{code}") => update(app, request, request_id).await,
+        ("PATCH", "/promo-codes/{code}") => update(app, &caller, request, request_id).await,
+        ("GET", "/promo-codes/{code}/events") => events(app, request, request_id).await,
         ("POST", "/validations") => validate(app, &caller, request, request_id).await,
+        ("POST", "/redemptions") => redeem(app, &caller, request, request_id).await,
         _ => Err(ApiError::route_not_found()),
     }
 }
@@ -51,7 +56,7 @@ fn with_etag(mut response: Response<Body>, code: &PromoCode) -> Response<Body> {
     response
 }
 
-async fn create(app: &App, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+async fn create(app: &App, caller: &Caller, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
     let body = json_body(request)?;
     let mut new = NewPromoCode::from_json(body, api::now())?;
     let generated = !has_field(body, "code");
@@ -59,7 +64,7 @@ async fn create(app: &App, request: &Request, request_id: &str) -> Result<Respon
     // only a retry, so never answer 409 for a code the client did not choose.
     let mut attempts = 0;
     let created = loop {
-        match app.store.insert(&new).await {
+        match app.store.insert(&new, &caller.sub).await {
             Err(StoreError::Conflict { .. }) if generated && attempts < 3 => {
                 attempts += 1;
                 new.code = Code::generate();
@@ -84,11 +89,11 @@ async fn get(app: &App, request: &Request, request_id: &str) -> Result<Response<
     Ok(with_etag(json_response(StatusCode::OK, &found, request_id), &found))
 }
 
-async fn update(app: &App, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+async fn update(app: &App, caller: &Caller, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
     let code = path_code(request)?;
     let expected_version = if_match(request)?;
     let patch = PromoCodePatch::from_json(json_body(request)?)?;
-    let updated = app.store.patch(&code, &patch, expected_version).await?;
+    let updated = app.store.patch(&code, &patch, expected_version, &caller.sub).await?;
     Ok(with_etag(json_response(StatusCode::OK, &updated, request_id), &updated))
 }
 
@@ -109,10 +114,7 @@ fn if_match(request: &Request) -> Result<Option<i32>, ApiError> {
     if text == "*" {
         return Ok(None);
     }
-    let version = text
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .ok_or_else(failed)?;
+    let version = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).ok_or_else(failed)?;
     version.parse::<i32>().map(Some).map_err(|_| failed())
 }
 
@@ -127,11 +129,8 @@ async fn list(app: &App, request: &Request, request_id: &str) -> Result<Response
     let params = request.query_string_parameters();
     let query = ListQuery::parse(params.iter())?;
     let page = app.store.list(&query, api::now()).await?;
-    let body = ListBody {
-        data: &page.data,
-        has_more: page.next_cursor.is_some(),
-        next_cursor: page.next_cursor.as_deref(),
-    };
+    let body =
+        ListBody { data: &page.data, has_more: page.next_cursor.is_some(), next_cursor: page.next_cursor.as_deref() };
     Ok(json_response(StatusCode::OK, &body, request_id))
 }
 
@@ -139,72 +138,99 @@ async fn list(app: &App, request: &Request, request_id: &str) -> Result<Response
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Validation<'a> {
-    Valid {
-        valid: bool,
-        code: &'a str,
-        discount_percentage: Box<RawValue>,
-        expires_at: String,
-    },
-    Invalid {
-        valid: bool,
-        code: &'a str,
-        reason: &'static str,
-    },
+    Valid { valid: bool, code: &'a str, discount_percentage: Box<RawValue>, expires_at: String },
+    Invalid { valid: bool, code: &'a str, reason: &'static str },
 }
 
 async fn validate(app: &App, caller: &Caller, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
-    let code = validation_code(json_body(request)?)?;
+    let fields = json_fields(json_body(request)?, &["code"])?;
+    let code = code_field(&fields)?;
+    refuse_guessers(app, caller).await?;
     // One indexed lookup by (code, owner) whether the code is unknown or someone else's: the
     // answer and the work done are the same, so neither tells that a foreign code exists.
     let found = app.store.find_owned(&code, &caller.sub).await?;
-    let now = api::now();
+    let invalid = |reason| Validation::Invalid { valid: false, code: code.as_str(), reason };
     let answer = match &found {
-        None => Validation::Invalid {
-            valid: false,
-            code: code.as_str(),
-            reason: "not_found",
-        },
-        Some(p) if p.expires_at.is_expired(now) => Validation::Invalid {
-            valid: false,
-            code: code.as_str(),
-            reason: "expired",
-        },
-        Some(p) if !p.active => Validation::Invalid {
-            valid: false,
-            code: code.as_str(),
-            reason: "inactive",
-        },
-        Some(p) if p.max_redemptions.is_some_and(|max| p.times_redeemed >= max.get()) => Validation::Invalid {
-            valid: false,
-            code: code.as_str(),
-            reason: "exhausted",
-        },
-        Some(p) => Validation::Valid {
-            valid: true,
-            code: code.as_str(),
-            discount_percentage: RawValue::from_string(p.discount.to_json_number())
-                .map_err(|_| ApiError::internal())?,
-            expires_at: format_timestamp(p.expires_at.at()),
+        None => {
+            app.store.record_guess_failure(&caller.sub, &app.guess_limit).await?;
+            invalid("not_found")
+        }
+        Some(p) => match p.unusable(api::now()) {
+            Some(why) => invalid(why.reason()),
+            None => Validation::Valid {
+                valid: true,
+                code: code.as_str(),
+                discount_percentage: RawValue::from_string(p.discount.to_json_number())
+                    .map_err(|_| ApiError::internal())?,
+                expires_at: format_timestamp(p.expires_at.at()),
+            },
         },
     };
     Ok(json_response(StatusCode::OK, &answer, request_id))
 }
 
-/// The body of a validation: exactly `{"code": "<code>"}`.
-fn validation_code(body: &[u8]) -> Result<Code, ApiError> {
-    let mut fields: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(body).map_err(|e| {
+async fn redeem(app: &App, caller: &Caller, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+    let fields = json_fields(json_body(request)?, &["code", "order_id"])?;
+    let code = code_field(&fields)?;
+    let order_id = OrderId::parse(&string_field(&fields, "order_id")?)?;
+    refuse_guessers(app, caller).await?;
+    match app.store.redeem(&code, &caller.sub, &order_id).await {
+        Ok(Redeemed::First(redemption)) => Ok(json_response(StatusCode::CREATED, &redemption, request_id)),
+        Ok(Redeemed::Again(redemption)) => Ok(json_response(StatusCode::OK, &redemption, request_id)),
+        Err(RedeemError::NotFound) => {
+            app.store.record_guess_failure(&caller.sub, &app.guess_limit).await?;
+            Err(RedeemError::NotFound.into())
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// 429 for a caller who has had too many `not_found` answers lately.
+async fn refuse_guessers(app: &App, caller: &Caller) -> Result<(), ApiError> {
+    match app.store.guess_wait(&caller.sub, &app.guess_limit).await? {
+        Some(wait) => Err(ApiError::rate_limited(wait)),
+        None => Ok(()),
+    }
+}
+
+async fn events(app: &App, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
+    let code = path_code(request)?;
+    let params = request.query_string_parameters();
+    let query = EventsQuery::parse(&code, params.iter())?;
+    let page = app.store.events(&code, &query).await?;
+    let body =
+        EventsBody { data: &page.data, has_more: page.next_cursor.is_some(), next_cursor: page.next_cursor.as_deref() };
+    Ok(json_response(StatusCode::OK, &body, request_id))
+}
+
+#[derive(Serialize)]
+struct EventsBody<'a> {
+    data: &'a [AuditEvent],
+    has_more: bool,
+    next_cursor: Option<&'a str>,
+}
+
+type Fields = BTreeMap<String, Box<RawValue>>;
+
+/// A JSON object body holding no field but the `allowed` ones.
+fn json_fields(body: &[u8], allowed: &[&str]) -> Result<Fields, ApiError> {
+    let fields: Fields = serde_json::from_slice(body).map_err(|e| {
         ApiError::from(DomainError::Malformed {
             param: None,
             message: format!("the request body must be a JSON object: {e}"),
         })
     })?;
-    let raw = fields
-        .remove("code")
-        .ok_or_else(|| ApiError::validation("code", "code is required"))?;
-    if let Some(unknown) = fields.keys().next() {
+    if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::validation(unknown, format!("unknown field {unknown:?}")));
     }
-    let text: String =
-        serde_json::from_str(raw.get()).map_err(|_| ApiError::validation("code", "code must be a string"))?;
-    Ok(Code::parse(&text)?)
+    Ok(fields)
+}
+
+fn string_field(fields: &Fields, name: &str) -> Result<String, ApiError> {
+    let raw = fields.get(name).ok_or_else(|| ApiError::validation(name, format!("{name} is required")))?;
+    serde_json::from_str(raw.get()).map_err(|_| ApiError::validation(name, format!("{name} must be a string")))
+}
+
+fn code_field(fields: &Fields) -> Result<Code, ApiError> {
+    Ok(Code::parse(&string_field(fields, "code")?)?)
 }

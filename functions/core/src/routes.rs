@@ -18,10 +18,12 @@ pub enum Function {
     Update,
     Validate,
     List,
+    Redeem,
 }
 
 impl Function {
-    pub const ALL: [Function; 4] = [Function::Create, Function::Update, Function::Validate, Function::List];
+    pub const ALL: [Function; 5] =
+        [Function::Create, Function::Update, Function::Validate, Function::List, Function::Redeem];
 
     /// The function's crate and binary name under `functions/`.
     pub fn name(self) -> &'static str {
@@ -30,13 +32,14 @@ impl Function {
             Function::Update => "update",
             Function::Validate => "validate",
             Function::List => "list",
+            Function::Redeem => "redeem",
         }
     }
 }
 
 /// Every Lambda function crate under `functions/`: the route functions, then `migrate`, which
 /// the deployer invokes directly. What `cargo xtask build` builds and the deployer ships.
-pub const FUNCTION_CRATES: [&str; 5] = ["create", "update", "validate", "list", "migrate"];
+pub const FUNCTION_CRATES: [&str; 6] = ["create", "update", "validate", "list", "redeem", "migrate"];
 
 /// One route: an HTTP method and an API Gateway resource path (`{name}` for a path parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,36 +51,13 @@ pub struct Route {
 }
 
 pub const ROUTES: &[Route] = &[
-    Route {
-        method: "POST",
-        path: "/promo-codes",
-        function: Function::Create,
-        access: Access::Admin,
-    },
-    Route {
-        method: "GET",
-        path: "/promo-codes",
-        function: Function::List,
-        access: Access::Admin,
-    },
-    Route {
-        method: "GET",
-        path: "/promo-codes/{code}",
-        function: Function::List,
-        access: Access::Admin,
-    },
-    Route {
-        method: "PATCH",
-        path: "/promo-codes/{code}",
-        function: Function::Update,
-        access: Access::Admin,
-    },
-    Route {
-        method: "POST",
-        path: "/validations",
-        function: Function::Validate,
-        access: Access::User,
-    },
+    Route { method: "POST", path: "/promo-codes", function: Function::Create, access: Access::Admin },
+    Route { method: "GET", path: "/promo-codes", function: Function::List, access: Access::Admin },
+    Route { method: "GET", path: "/promo-codes/{code}", function: Function::List, access: Access::Admin },
+    Route { method: "PATCH", path: "/promo-codes/{code}", function: Function::Update, access: Access::Admin },
+    Route { method: "GET", path: "/promo-codes/{code}/events", function: Function::List, access: Access::Admin },
+    Route { method: "POST", path: "/validations", function: Function::Validate, access: Access::User },
+    Route { method: "POST", path: "/redemptions", function: Function::Redeem, access: Access::User },
 ];
 
 /// What a request path matched.
@@ -101,11 +81,7 @@ pub fn match_route(method: &str, path: &str) -> Match {
             methods.push(route.method);
         }
     }
-    if methods.is_empty() {
-        Match::NotFound
-    } else {
-        Match::MethodNotAllowed(methods)
-    }
+    if methods.is_empty() { Match::NotFound } else { Match::MethodNotAllowed(methods) }
 }
 
 fn match_path(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
@@ -171,10 +147,8 @@ mod tests {
                 }
             }
         }
-        let mut in_table: Vec<(String, String)> = ROUTES
-            .iter()
-            .map(|r| (r.method.to_owned(), r.path.to_owned()))
-            .collect();
+        let mut in_table: Vec<(String, String)> =
+            ROUTES.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
         in_spec.sort();
         in_table.sort();
         assert_eq!(in_spec, in_table);
@@ -190,12 +164,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(match_route("POST", "/promo-codes/"), Match::Found(r, _) if r.function == Function::Create));
-        assert_eq!(
-            match_route("DELETE", "/promo-codes/X"),
-            Match::MethodNotAllowed(vec!["GET", "PATCH"])
-        );
+        assert_eq!(match_route("DELETE", "/promo-codes/X"), Match::MethodNotAllowed(vec!["GET", "PATCH"]));
         assert_eq!(match_route("GET", "/nope"), Match::NotFound);
         assert_eq!(match_route("GET", "/promo-codes/A/events/x"), Match::NotFound);
+        assert!(
+            matches!(match_route("GET", "/promo-codes/A/events"), Match::Found(r, _) if r.path == "/promo-codes/{code}/events")
+        );
         assert_eq!(match_route("GET", "/promo-codes//"), Match::NotFound);
     }
 }

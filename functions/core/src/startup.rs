@@ -7,7 +7,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::api::App;
 use crate::auth::{AuthConfig, Verifier};
-use crate::store::{Store, lambda_pool};
+use crate::store::{GuessLimit, Store, lambda_pool};
 
 /// A configuration the function cannot start with; the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,27 @@ pub enum StartupError {
     NoDatabase,
     #[error("configuration error: DATABASE_URL is not a PostgreSQL URL")]
     BadDatabaseUrl,
+    #[error("configuration error: {0} must be a whole number of at least 1")]
+    BadNumber(&'static str),
+}
+
+/// The guess limit from `GUESS_LIMIT` (not_found answers allowed per window, default 20) and
+/// `GUESS_WINDOW_SECONDS` (default 60).
+pub fn guess_limit_from_env() -> Result<GuessLimit, StartupError> {
+    let number = |name: &'static str, default: u32| -> Result<u32, StartupError> {
+        match std::env::var(name) {
+            Err(_) => Ok(default),
+            Ok(text) => text.trim().parse::<u32>().ok().filter(|n| *n >= 1).ok_or(StartupError::BadNumber(name)),
+        }
+    };
+    let default = GuessLimit::default();
+    Ok(GuessLimit {
+        max: number("GUESS_LIMIT", default.max)?,
+        window: std::time::Duration::from_secs(u64::from(number(
+            "GUESS_WINDOW_SECONDS",
+            default.window.as_secs() as u32,
+        )?)),
+    })
 }
 
 /// The database connection options from `DATABASE_URL`. The URL itself is never logged: it may
@@ -31,10 +52,7 @@ pub fn database_options_from_env() -> Result<PgConnectOptions, StartupError> {
 pub fn app_from_env() -> Result<App, StartupError> {
     let auth = AuthConfig::from_env()?;
     let pool = lambda_pool(database_options_from_env()?);
-    Ok(App {
-        store: Store::new(pool),
-        verifier: Verifier::new(auth),
-    })
+    Ok(App { store: Store::new(pool), verifier: Verifier::new(auth), guess_limit: guess_limit_from_env()? })
 }
 
 /// The value, or a one-line message on stderr and exit status 1: a function that cannot be

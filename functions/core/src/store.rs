@@ -11,8 +11,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::domain::{
-    Code, Description, Discount, Expiry, ListQuery, MaxRedemptions, NewPromoCode, Owner, PromoCode, PromoCodePatch,
-    SortDirection, SortKey, SortValue, Status,
+    AuditEvent, Code, Description, Discount, EventsQuery, Expiry, ListQuery, MaxRedemptions, NewPromoCode, OrderId,
+    Owner, PromoCode, PromoCodePatch, Redemption, SortDirection, SortKey, SortValue, Status, Unusable,
 };
 
 /// The schema, embedded in every binary that may need to apply it.
@@ -56,10 +56,7 @@ impl From<sqlx::Error> for StoreError {
                 _ => {}
             }
             // 57014: statement timeout; 53300: too many connections; 57P0x: server shutting down.
-            if matches!(
-                db.code().as_deref(),
-                Some("57014" | "53300" | "57P01" | "57P02" | "57P03")
-            ) {
+            if matches!(db.code().as_deref(), Some("57014" | "53300" | "57P01" | "57P02" | "57P03")) {
                 return StoreError::Unavailable(error);
             }
             return StoreError::Database(error);
@@ -77,30 +74,16 @@ impl From<sqlx::Error> for StoreError {
 fn check_violation(constraint: &str) -> StoreError {
     let (param, message) = match constraint {
         "promo_codes_expires_at_check" => ("expires_at", "expires_at must be after the code's created_at"),
-        "promo_codes_times_redeemed_check" => (
-            "max_redemptions",
-            "max_redemptions must not be below the code's times_redeemed",
-        ),
+        "promo_codes_times_redeemed_check" => {
+            ("max_redemptions", "max_redemptions must not be below the code's times_redeemed")
+        }
         other => {
-            let field = other
-                .strip_prefix("promo_codes_")
-                .and_then(|s| s.strip_suffix("_check"))
-                .unwrap_or(other);
-            let param = if field == "discount_bp" {
-                "discount_percentage"
-            } else {
-                field
-            };
-            return StoreError::Invalid {
-                param: param.to_owned(),
-                message: format!("{param} breaks a rule"),
-            };
+            let field = other.strip_prefix("promo_codes_").and_then(|s| s.strip_suffix("_check")).unwrap_or(other);
+            let param = if field == "discount_bp" { "discount_percentage" } else { field };
+            return StoreError::Invalid { param: param.to_owned(), message: format!("{param} breaks a rule") };
         }
     };
-    StoreError::Invalid {
-        param: param.to_owned(),
-        message: message.to_owned(),
-    }
+    StoreError::Invalid { param: param.to_owned(), message: message.to_owned() }
 }
 
 /// A pool that suits a Lambda instance: it serves one request at a time, so two connections
@@ -121,6 +104,105 @@ pub struct Page {
     pub data: Vec<PromoCode>,
     /// Where the next page starts; `None` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// One page of a code's audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub data: Vec<AuditEvent>,
+    pub next_cursor: Option<String>,
+}
+
+/// What a redemption did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// Counted now: 201.
+    First(Redemption),
+    /// This (code, order) was redeemed before: the same redemption, counted once, 200.
+    Again(Redemption),
+}
+
+/// Why a redemption was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    /// Unknown, or someone else's: the same answer.
+    #[error("promo code not found")]
+    NotFound,
+    #[error("promo code is {}", .0.reason())]
+    Unusable(Unusable),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How many `not_found` answers a caller may get in a sliding window before 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuessLimit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl Default for GuessLimit {
+    /// 20 a minute: plenty for a person mistyping, nothing for enumerating 60-bit codes.
+    fn default() -> Self {
+        GuessLimit { max: 20, window: Duration::from_secs(60) }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RedemptionRow {
+    id: String,
+    code: String,
+    order_id: String,
+    discount_bp: i32,
+    redeemed_at: DateTime<Utc>,
+}
+
+impl TryFrom<RedemptionRow> for Redemption {
+    type Error = StoreError;
+
+    fn try_from(row: RedemptionRow) -> Result<Redemption, StoreError> {
+        let corrupt =
+            |e: crate::domain::DomainError| StoreError::Corrupt { code: row.code.clone(), reason: e.to_string() };
+        Ok(Redemption {
+            id: row.id.clone(),
+            code: Code::parse(&row.code).map_err(corrupt)?,
+            order_id: OrderId::parse(&row.order_id).map_err(corrupt)?,
+            discount: Discount::from_basis_points(i64::from(row.discount_bp)).map_err(corrupt)?,
+            redeemed_at: row.redeemed_at,
+        })
+    }
+}
+
+/// Records one audit event inside the caller's transaction.
+async fn record_event(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    code: &Code,
+    action: &str,
+    actor: &Owner,
+    changes: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO promo_code_events (code, action, actor, changes) VALUES ($1, $2, $3, $4)")
+        .bind(code.as_str())
+        .bind(action)
+        .bind(actor.as_str())
+        .bind(changes)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// `{"field": {"from": old, "to": new}}` for every field that differs.
+fn diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    let mut changes = serde_json::Map::new();
+    if let (Some(old), Some(new)) = (old.as_object(), new.as_object()) {
+        for (field, to) in new {
+            let from = old.get(field).cloned().unwrap_or(serde_json::Value::Null);
+            if &from != to {
+                changes.insert(field.clone(), serde_json::json!({"from": from, "to": to}));
+            }
+        }
+    }
+    serde_json::Value::Object(changes)
 }
 
 const COLUMNS: &str = "code, owner, discount_bp, expires_at, description, active, max_redemptions, \
@@ -145,21 +227,14 @@ impl TryFrom<Row> for PromoCode {
     type Error = StoreError;
 
     fn try_from(row: Row) -> Result<PromoCode, StoreError> {
-        let corrupt = |e: crate::domain::DomainError| StoreError::Corrupt {
-            code: row.code.clone(),
-            reason: e.to_string(),
-        };
+        let corrupt =
+            |e: crate::domain::DomainError| StoreError::Corrupt { code: row.code.clone(), reason: e.to_string() };
         Ok(PromoCode {
             code: Code::parse(&row.code).map_err(corrupt)?,
             owner: Owner::parse(&row.owner).map_err(corrupt)?,
             discount: Discount::from_basis_points(i64::from(row.discount_bp)).map_err(corrupt)?,
             expires_at: Expiry::from_stored(row.expires_at),
-            description: row
-                .description
-                .as_deref()
-                .map(Description::parse)
-                .transpose()
-                .map_err(corrupt)?,
+            description: row.description.as_deref().map(Description::parse).transpose().map_err(corrupt)?,
             active: row.active,
             max_redemptions: row
                 .max_redemptions
@@ -189,12 +264,14 @@ impl Store {
         &self.pool
     }
 
-    /// Inserts a new code. A code equal ignoring case already exists: `Conflict`.
-    pub async fn insert(&self, new: &NewPromoCode) -> Result<PromoCode, StoreError> {
+    /// Inserts a new code and its `created` event, in one transaction. A code equal ignoring
+    /// case already exists: `Conflict`.
+    pub async fn insert(&self, new: &NewPromoCode, actor: &Owner) -> Result<PromoCode, StoreError> {
         let sql = format!(
             "INSERT INTO promo_codes (code, owner, discount_bp, expires_at, description, active, max_redemptions) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
         );
+        let mut tx = self.pool.begin().await?;
         let row: Row = sqlx::query_as(&sql)
             .bind(new.code.as_str())
             .bind(new.owner.as_str())
@@ -203,17 +280,17 @@ impl Store {
             .bind(new.description.as_ref().map(Description::as_str))
             .bind(new.active)
             .bind(new.max_redemptions.map(MaxRedemptions::get))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
-        row.try_into()
+        let created = PromoCode::try_from(row)?;
+        record_event(&mut tx, &created.code, "created", actor, &created.audited_fields()).await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     pub async fn get(&self, code: &Code) -> Result<PromoCode, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM promo_codes WHERE code = $1");
-        let row: Option<Row> = sqlx::query_as(&sql)
-            .bind(code.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<Row> = sqlx::query_as(&sql).bind(code.as_str()).fetch_optional(&self.pool).await?;
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
@@ -221,24 +298,33 @@ impl Store {
     /// the same `None`, so a caller cannot tell them apart, not even by timing.
     pub async fn find_owned(&self, code: &Code, owner: &Owner) -> Result<Option<PromoCode>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM promo_codes WHERE code = $1 AND owner = $2");
-        let row: Option<Row> = sqlx::query_as(&sql)
-            .bind(code.as_str())
-            .bind(owner.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<Row> =
+            sqlx::query_as(&sql).bind(code.as_str()).bind(owner.as_str()).fetch_optional(&self.pool).await?;
         row.map(PromoCode::try_from).transpose()
     }
 
-    /// Applies a patch in one statement: the version check, the change, `version + 1` and
-    /// `updated_at` together, so two concurrent writers with the same expected version cannot
-    /// both win. A stale `expected_version` writes nothing.
+    /// Applies a patch and records what changed, in one transaction. The row is locked first,
+    /// so the version check and the write cannot interleave with another writer: of two
+    /// clients holding the same version, exactly one wins. A stale `expected_version` writes
+    /// nothing.
     pub async fn patch(
         &self,
         code: &Code,
         patch: &PromoCodePatch,
         expected_version: Option<i32>,
+        actor: &Owner,
     ) -> Result<PromoCode, StoreError> {
-        let sql = format!(
+        let mut tx = self.pool.begin().await?;
+        let select = format!("SELECT {COLUMNS} FROM promo_codes WHERE code = $1 FOR UPDATE");
+        let old: Row =
+            sqlx::query_as(&select).bind(code.as_str()).fetch_optional(&mut *tx).await?.ok_or(StoreError::NotFound)?;
+        if let Some(expected) = expected_version
+            && expected != old.version
+        {
+            return Err(StoreError::VersionMismatch { expected, current: old.version });
+        }
+        let old = PromoCode::try_from(old)?;
+        let update = format!(
             "UPDATE promo_codes SET \
                  owner = COALESCE($2, owner), \
                  discount_bp = COALESCE($3, discount_bp), \
@@ -248,41 +334,174 @@ impl Store {
                  max_redemptions = CASE WHEN $8 THEN $9 ELSE max_redemptions END, \
                  version = version + 1, \
                  updated_at = now() \
-             WHERE code = $1 AND ($10::integer IS NULL OR version = $10) \
+             WHERE code = $1 \
              RETURNING {COLUMNS}"
         );
-        let row: Option<Row> = sqlx::query_as(&sql)
+        let row: Row = sqlx::query_as(&update)
             .bind(code.as_str())
             .bind(patch.owner.as_ref().map(Owner::as_str))
             .bind(patch.discount.map(Discount::basis_points))
             .bind(patch.expires_at.map(Expiry::at))
             .bind(patch.description.is_some())
-            .bind(
-                patch
-                    .description
-                    .as_ref()
-                    .and_then(|d| d.as_ref().map(Description::as_str)),
-            )
+            .bind(patch.description.as_ref().and_then(|d| d.as_ref().map(Description::as_str)))
             .bind(patch.active)
             .bind(patch.max_redemptions.is_some())
             .bind(patch.max_redemptions.flatten().map(MaxRedemptions::get))
-            .bind(expected_version)
+            .fetch_one(&mut *tx)
+            .await?;
+        let new = PromoCode::try_from(row)?;
+        record_event(&mut tx, code, "updated", actor, &diff(&old.audited_fields(), &new.audited_fields())).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Redeems `code` for `order_id` on behalf of `owner`. The same (code, order) again returns
+    /// the first redemption (`Redeemed::Again`) and counts nothing. Under any concurrency,
+    /// `times_redeemed` never exceeds `max_redemptions`: the count only moves in one conditional
+    /// UPDATE, and that UPDATE, the redemption row and its audit event commit together.
+    pub async fn redeem(&self, code: &Code, owner: &Owner, order_id: &OrderId) -> Result<Redeemed, RedeemError> {
+        if let Some(existing) = self.find_redemption(code, owner, order_id).await? {
+            return Ok(Redeemed::Again(existing));
+        }
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let counted: Option<(i32, i32)> = sqlx::query_as(
+            "UPDATE promo_codes SET times_redeemed = times_redeemed + 1 \
+             WHERE code = $1 AND owner = $2 AND active AND expires_at > now() \
+               AND (max_redemptions IS NULL OR times_redeemed < max_redemptions) \
+             RETURNING discount_bp, times_redeemed",
+        )
+        .bind(code.as_str())
+        .bind(owner.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let Some((discount_bp, times_redeemed)) = counted else {
+            drop(tx);
+            // A concurrent request for the same order may have just committed: that is a replay.
+            if let Some(existing) = self.find_redemption(code, owner, order_id).await? {
+                return Ok(Redeemed::Again(existing));
+            }
+            let now = Utc::now();
+            return Err(match self.find_owned(code, owner).await? {
+                None => RedeemError::NotFound,
+                Some(found) => RedeemError::Unusable(found.unusable(now).unwrap_or(Unusable::Exhausted)),
+            });
+        };
+        let inserted: Option<RedemptionRow> = sqlx::query_as(
+            "INSERT INTO redemptions (code, order_id, redeemed_by, discount_bp) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (code, order_id) DO NOTHING \
+             RETURNING id::text AS id, code, order_id, discount_bp, redeemed_at",
+        )
+        .bind(code.as_str())
+        .bind(order_id.as_str())
+        .bind(owner.as_str())
+        .bind(discount_bp)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let Some(row) = inserted else {
+            // The same order won the race: undo our count and answer with its redemption.
+            tx.rollback().await.map_err(StoreError::from)?;
+            return match self.find_redemption(code, owner, order_id).await? {
+                Some(existing) => Ok(Redeemed::Again(existing)),
+                None => Err(RedeemError::Store(StoreError::NotFound)),
+            };
+        };
+        let changes = serde_json::json!({
+            "order_id": order_id.as_str(),
+            "times_redeemed": {"from": times_redeemed - 1, "to": times_redeemed},
+        });
+        record_event(&mut tx, code, "redeemed", owner, &changes).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(Redeemed::First(row.try_into()?))
+    }
+
+    async fn find_redemption(
+        &self,
+        code: &Code,
+        owner: &Owner,
+        order_id: &OrderId,
+    ) -> Result<Option<Redemption>, StoreError> {
+        // Joined with the code's current owner: someone else's redemption is not found.
+        let row: Option<RedemptionRow> = sqlx::query_as(
+            "SELECT r.id::text AS id, r.code, r.order_id, r.discount_bp, r.redeemed_at \
+             FROM redemptions r JOIN promo_codes p ON p.code = r.code \
+             WHERE r.code = $1 AND r.order_id = $2 AND p.owner = $3",
+        )
+        .bind(code.as_str())
+        .bind(order_id.as_str())
+        .bind(owner.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Redemption::try_from).transpose()
+    }
+
+    /// One page of a code's audit trail, oldest first. An unknown code: `NotFound`.
+    pub async fn events(&self, code: &Code, query: &EventsQuery) -> Result<EventPage, StoreError> {
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM promo_codes WHERE code = $1")
+            .bind(code.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        match row {
-            Some(row) => row.try_into(),
-            None => {
-                // Nothing was written: tell a missing code from a stale version.
-                let current: Option<i32> = sqlx::query_scalar("SELECT version FROM promo_codes WHERE code = $1")
-                    .bind(code.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                match (current, expected_version) {
-                    (Some(current), Some(expected)) => Err(StoreError::VersionMismatch { expected, current }),
-                    _ => Err(StoreError::NotFound),
-                }
-            }
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
         }
+        let rows: Vec<(i64, String, String, String, DateTime<Utc>, serde_json::Value)> = sqlx::query_as(
+            "SELECT id, code, action, actor, at, changes FROM promo_code_events \
+             WHERE code = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(code.as_str())
+        .bind(query.after_id.unwrap_or(0))
+        .bind(i64::from(query.limit()) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let limit = query.limit() as usize;
+        let has_more = rows.len() > limit;
+        let data: Vec<AuditEvent> = rows
+            .into_iter()
+            .take(limit)
+            .map(|(id, code, action, actor, at, changes)| {
+                let code = Code::parse(&code)
+                    .map_err(|e| StoreError::Corrupt { code: code.clone(), reason: e.to_string() })?;
+                Ok(AuditEvent { id, code, action, actor, at, changes })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let next_cursor = if has_more { data.last().map(|last| EventsQuery::cursor_after(code, last)) } else { None };
+        Ok(EventPage { data, next_cursor })
+    }
+
+    /// How long `caller` must wait before guessing again, if they made `limit` or more
+    /// `not_found` guesses in the last `window`.
+    pub async fn guess_wait(&self, caller: &Owner, limit: &GuessLimit) -> Result<Option<Duration>, StoreError> {
+        let (count, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT count(*), min(at) FROM guess_failures \
+             WHERE caller = $1 AND at > clock_timestamp() - make_interval(secs => $2)",
+        )
+        .bind(caller.as_str())
+        .bind(limit.window.as_secs_f64())
+        .fetch_one(&self.pool)
+        .await?;
+        if count < i64::from(limit.max) {
+            return Ok(None);
+        }
+        // The window slides: the caller may guess again once the oldest counted guess leaves it.
+        let frees_at = oldest.unwrap_or_else(Utc::now) + chrono::Duration::from_std(limit.window).unwrap_or_default();
+        let wait = (frees_at - Utc::now()).to_std().unwrap_or_default();
+        Ok(Some(wait.max(Duration::from_secs(1))))
+    }
+
+    /// Counts one `not_found` answer against `caller`, and forgets their guesses that have
+    /// left the window.
+    pub async fn record_guess_failure(&self, caller: &Owner, limit: &GuessLimit) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH forgotten AS (DELETE FROM guess_failures \
+                 WHERE caller = $1 AND at <= clock_timestamp() - make_interval(secs => $2)) \
+             INSERT INTO guess_failures (caller) VALUES ($1)",
+        )
+        .bind(caller.as_str())
+        .bind(limit.window.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// One page of codes matching the query, by keyset pagination on (sort key, code): the cost
@@ -294,16 +513,8 @@ impl Store {
 
         let limit = query.limit() as usize;
         let has_more = rows.len() > limit;
-        let data = rows
-            .into_iter()
-            .take(limit)
-            .map(PromoCode::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if has_more {
-            data.last().map(|last| query.cursor_after(last))
-        } else {
-            None
-        };
+        let data = rows.into_iter().take(limit).map(PromoCode::try_from).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if has_more { data.last().map(|last| query.cursor_after(last)) } else { None };
         Ok(Page { data, next_cursor })
     }
 
@@ -388,18 +599,10 @@ fn push_list_conditions(
                     param: "cursor".into(),
                     message: "cursor is not one this API issued".into(),
                 })?;
-                sql.push(format!(" AND ({column}, code) {op} ("))
-                    .push_bind(at)
-                    .push(", ")
-                    .push_bind(code)
-                    .push(")");
+                sql.push(format!(" AND ({column}, code) {op} (")).push_bind(at).push(", ").push_bind(code).push(")");
             }
             SortValue::BasisPoints(bp) => {
-                sql.push(format!(" AND ({column}, code) {op} ("))
-                    .push_bind(bp)
-                    .push(", ")
-                    .push_bind(code)
-                    .push(")");
+                sql.push(format!(" AND ({column}, code) {op} (")).push_bind(bp).push(", ").push_bind(code).push(")");
             }
         }
     }

@@ -12,10 +12,7 @@ async fn main() -> Result<(), Error> {
     let options = startup::or_exit(startup::database_options_from_env());
     let options = &options;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| async move {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
+        let pool = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         promo_core::store::MIGRATOR.run(&pool).await?;
         let applied: Vec<i64> =
             sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")

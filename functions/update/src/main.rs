@@ -11,8 +11,8 @@ async fn main() -> Result<(), Error> {
     // Built once per instance, outside the handler: the pool (lazy) and the token verifier.
     let app = startup::or_exit(startup::app_from_env());
     let app = &app;
-    lambda_http::run(service_fn(move |request| async move {
-        Ok::<_, Error>(handle(app, Function::Update, request).await)
-    }))
+    lambda_http::run(service_fn(
+        move |request| async move { Ok::<_, Error>(handle(app, Function::Update, request).await) },
+    ))
     .await
 }

@@ -9,10 +9,7 @@ fn start(vars: &[(&str, &str)]) -> (i32, String) {
         .envs(vars.iter().copied())
         .output()
         .expect("run the validate binary");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
@@ -33,19 +30,13 @@ fn both_key_sources_stop_the_function() {
         ("AUTH_JWKS_URL", "https://issuer/jwks.json"),
     ]);
     assert_eq!(status, 1);
-    assert!(
-        stderr.contains("AUTH_JWKS_URL") && stderr.contains("AUTH_HS256_SECRET"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("AUTH_JWKS_URL") && stderr.contains("AUTH_HS256_SECRET"), "{stderr}");
 }
 
 #[test]
 fn a_short_secret_stops_the_function_without_printing_it() {
-    let (status, stderr) = start(&[
-        ("AUTH_ISSUER", "i"),
-        ("AUTH_AUDIENCE", "a"),
-        ("AUTH_HS256_SECRET", "short-secret-value"),
-    ]);
+    let (status, stderr) =
+        start(&[("AUTH_ISSUER", "i"), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", "short-secret-value")]);
     assert_eq!(status, 1);
     assert!(stderr.contains("at least 32 bytes"), "{stderr}");
     assert!(!stderr.contains("short-secret-value"), "{stderr}");
@@ -53,11 +44,7 @@ fn a_short_secret_stops_the_function_without_printing_it() {
 
 #[test]
 fn a_missing_database_url_stops_the_function() {
-    let (status, stderr) = start(&[
-        ("AUTH_ISSUER", "i"),
-        ("AUTH_AUDIENCE", "a"),
-        ("AUTH_HS256_SECRET", SECRET),
-    ]);
+    let (status, stderr) = start(&[("AUTH_ISSUER", "i"), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]);
     assert_eq!(status, 1);
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
 }

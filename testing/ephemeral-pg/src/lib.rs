@@ -94,18 +94,13 @@ pub fn find_binaries() -> Result<Binaries, Error> {
 
     candidates
         .into_iter()
-        .map(|dir| Binaries {
-            initdb: dir.join("initdb"),
-            postgres: dir.join("postgres"),
-        })
+        .map(|dir| Binaries { initdb: dir.join("initdb"), postgres: dir.join("postgres") })
         .find(|b| is_executable(&b.initdb) && is_executable(&b.postgres))
         .ok_or(Error::BinariesMissing)
 }
 
 fn is_executable(path: &Path) -> bool {
-    fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// How to start a cluster.
@@ -151,12 +146,7 @@ impl Cluster {
         if result.is_err() && temporary {
             let _ = fs::remove_dir_all(&data_dir);
         }
-        result.map(|(child, port)| Cluster {
-            child,
-            port,
-            data_dir,
-            temporary,
-        })
+        result.map(|(child, port)| Cluster { child, port, data_dir, temporary })
     }
 
     fn start_in(
@@ -186,10 +176,7 @@ impl Cluster {
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(last_error.unwrap_or(Error::StartFailed {
-            timeout: START_TIMEOUT,
-            log: String::new(),
-        }))
+        Err(last_error.unwrap_or(Error::StartFailed { timeout: START_TIMEOUT, log: String::new() }))
     }
 
     pub fn port(&self) -> u16 {
@@ -307,28 +294,14 @@ fn initdb(binaries: &Binaries, run_as: Option<RunAs>, data_dir: &Path) -> Result
     let output = server_command(&binaries.initdb, run_as)
         .arg("--pgdata")
         .arg(data_dir)
-        .args([
-            "--username",
-            SUPERUSER,
-            "--auth",
-            "trust",
-            "--encoding",
-            "UTF8",
-            "--locale",
-            "C",
-            "--no-sync",
-        ])
+        .args(["--username", SUPERUSER, "--auth", "trust", "--encoding", "UTF8", "--locale", "C", "--no-sync"])
         .stdin(Stdio::null())
         .output()
         .map_err(io_error(format!("cannot run {}", binaries.initdb.display())))?;
     if !output.status.success() {
         return Err(Error::InitdbFailed {
             status: output.status.to_string(),
-            output: format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
+            output: format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
         });
     }
     Ok(())
@@ -355,14 +328,7 @@ fn start_postgres(
         .args(["-c", "listen_addresses=127.0.0.1"])
         .args(["-c", "unix_socket_directories="])
         // Throwaway data: durability buys nothing and costs every test a flush.
-        .args([
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-        ])
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
         .args(["-c", &format!("max_connections={max_connections}")])
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(io_error("cannot share the log file"))?)
@@ -377,10 +343,7 @@ fn start_postgres(
             if log.contains("could not bind") || log.contains("Address already in use") {
                 return Err(Error::PortBusy(port));
             }
-            return Err(Error::StartFailed {
-                timeout: START_TIMEOUT,
-                log,
-            });
+            return Err(Error::StartFailed { timeout: START_TIMEOUT, log });
         }
         if is_ready(data_dir, child.id()) {
             return Ok(child);
@@ -388,10 +351,7 @@ fn start_postgres(
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::StartFailed {
-                timeout: START_TIMEOUT,
-                log: read_from(&log_path, log_start),
-            });
+            return Err(Error::StartFailed { timeout: START_TIMEOUT, log: read_from(&log_path, log_start) });
         }
         std::thread::sleep(Duration::from_millis(25));
     }
@@ -420,10 +380,7 @@ fn read_from(path: &Path, offset: u64) -> String {
 
 fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(io_error("cannot find a free port"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(io_error("cannot find a free port"))
+    listener.local_addr().map(|a| a.port()).map_err(io_error("cannot find a free port"))
 }
 
 /// A fresh temporary directory, `ephemeral-pg-<pid>-<n>`; first removes those left by
@@ -432,11 +389,7 @@ fn new_temp_dir(run_as: Option<RunAs>) -> Result<PathBuf, Error> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let base = std::env::temp_dir();
     remove_stale_temp_dirs();
-    let dir = base.join(format!(
-        "{TEMP_PREFIX}{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let dir = base.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir(&dir).map_err(io_error(format!("cannot create {}", dir.display())))?;
     chown(&dir, run_as)?;
@@ -519,11 +472,7 @@ mod tests {
         cluster.stop();
         assert!(!dir.exists(), "{} left behind", dir.display());
         // SAFETY: signal 0 only probes for the process.
-        assert_ne!(
-            unsafe { libc::kill(pid as libc::pid_t, 0) },
-            0,
-            "postgres {pid} still running"
-        );
+        assert_ne!(unsafe { libc::kill(pid as libc::pid_t, 0) }, 0, "postgres {pid} still running");
     }
 
     #[test]
@@ -533,10 +482,7 @@ mod tests {
         fs::create_dir_all(&parent).unwrap();
         chown(&parent, run_as().unwrap()).unwrap();
         let data_dir = parent.join("data");
-        let options = Options {
-            data_dir: Some(data_dir.clone()),
-            ..Options::default()
-        };
+        let options = Options { data_dir: Some(data_dir.clone()), ..Options::default() };
         Cluster::start(options.clone()).expect("first start").stop();
         assert!(data_dir.join("PG_VERSION").exists());
         let again = Cluster::start(options).expect("second start");
@@ -550,11 +496,7 @@ mod tests {
     fn a_busy_port_is_a_clear_error() {
         let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let err = Cluster::start(Options {
-            port: Some(port),
-            ..Options::default()
-        })
-        .unwrap_err();
+        let err = Cluster::start(Options { port: Some(port), ..Options::default() }).unwrap_err();
         assert!(matches!(err, Error::PortBusy(p) if p == port), "{err}");
     }
 }

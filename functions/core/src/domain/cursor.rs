@@ -49,13 +49,7 @@ impl Cursor {
             SortValue::BasisPoints(v) => Some(i64::from(v)),
             SortValue::CodeOnly => None,
         };
-        let wire = Wire {
-            v: VERSION,
-            s: sort.to_string(),
-            f: fingerprint(filters),
-            k,
-            c: key.code.to_string(),
-        };
+        let wire = Wire { v: VERSION, s: sort.to_string(), f: fingerprint(filters), k, c: key.code.to_string() };
         // Serialising a struct of strings and integers cannot fail.
         let json = serde_json::to_vec(&wire).unwrap_or_default();
         URL_SAFE_NO_PAD.encode(json)
@@ -111,10 +105,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(code: &str) -> CursorKey {
-        CursorKey {
-            value: SortValue::Micros(1_780_000_000_000_000),
-            code: Code::parse(code).unwrap(),
-        }
+        CursorKey { value: SortValue::Micros(1_780_000_000_000_000), code: Code::parse(code).unwrap() }
     }
 
     #[test]

@@ -16,10 +16,7 @@ impl Discount {
     pub fn parse_json_number(param: &str, text: &str) -> Result<Discount, DomainError> {
         let hundredths = parse_percentage(param, text)?;
         Self::from_basis_points(hundredths).map_err(|_| {
-            DomainError::invalid(
-                param,
-                format!("{param} must be greater than 0 and at most 100, got {text}"),
-            )
+            DomainError::invalid(param, format!("{param} must be greater than 0 and at most 100, got {text}"))
         })
     }
 
@@ -28,10 +25,7 @@ impl Discount {
         if bp <= 0 || bp > MAX_BASIS_POINTS {
             return Err(DomainError::invalid(
                 "discount_percentage",
-                format!(
-                    "discount_percentage must be greater than 0 and at most 100, got {}",
-                    format_hundredths(bp)
-                ),
+                format!("discount_percentage must be greater than 0 and at most 100, got {}", format_hundredths(bp)),
             ));
         }
         Ok(Discount(bp as i32))
@@ -52,19 +46,13 @@ impl Discount {
 pub(crate) fn parse_percentage_bound(param: &str, text: &str) -> Result<i32, DomainError> {
     let hundredths = match parse_hundredths(text) {
         Err(DecimalError::NotANumber) => {
-            return Err(DomainError::malformed(
-                Some(param),
-                format!("{param} must be a number, got {text:?}"),
-            ));
+            return Err(DomainError::malformed(Some(param), format!("{param} must be a number, got {text:?}")));
         }
         other => other,
     }
     .map_err(|e| percentage_error(param, text, e))?;
     if !(0..=MAX_BASIS_POINTS).contains(&hundredths) {
-        return Err(DomainError::invalid(
-            param,
-            format!("{param} must be between 0 and 100, got {text}"),
-        ));
+        return Err(DomainError::invalid(param, format!("{param} must be between 0 and 100, got {text}")));
     }
     Ok(hundredths as i32)
 }
@@ -79,10 +67,9 @@ fn percentage_error(param: &str, text: &str, error: DecimalError) -> DomainError
         DecimalError::TooPrecise => {
             DomainError::invalid(param, format!("{param} must have at most 2 decimals, got {text}"))
         }
-        DecimalError::TooLarge => DomainError::invalid(
-            param,
-            format!("{param} must be greater than 0 and at most 100, got {text}"),
-        ),
+        DecimalError::TooLarge => {
+            DomainError::invalid(param, format!("{param} must be greater than 0 and at most 100, got {text}"))
+        }
     }
 }
 
@@ -128,14 +115,8 @@ mod tests {
     fn filter_bounds_allow_0_and_tell_garbage_from_out_of_range() {
         assert_eq!(parse_percentage_bound("min_discount", "0"), Ok(0));
         assert_eq!(parse_percentage_bound("min_discount", "99.99"), Ok(9999));
-        assert!(matches!(
-            parse_percentage_bound("min_discount", "abc"),
-            Err(DomainError::Malformed { .. })
-        ));
-        assert!(matches!(
-            parse_percentage_bound("min_discount", "101"),
-            Err(DomainError::Invalid { .. })
-        ));
+        assert!(matches!(parse_percentage_bound("min_discount", "abc"), Err(DomainError::Malformed { .. })));
+        assert!(matches!(parse_percentage_bound("min_discount", "101"), Err(DomainError::Invalid { .. })));
     }
 
     proptest! {

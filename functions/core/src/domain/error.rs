@@ -15,17 +15,11 @@ pub enum DomainError {
 
 impl DomainError {
     pub(crate) fn invalid(param: &str, message: impl Into<String>) -> Self {
-        DomainError::Invalid {
-            param: param.to_owned(),
-            message: message.into(),
-        }
+        DomainError::Invalid { param: param.to_owned(), message: message.into() }
     }
 
     pub(crate) fn malformed(param: Option<&str>, message: impl Into<String>) -> Self {
-        DomainError::Malformed {
-            param: param.map(str::to_owned),
-            message: message.into(),
-        }
+        DomainError::Malformed { param: param.map(str::to_owned), message: message.into() }
     }
 
     /// The request parameter or body field the error is about, if any.

@@ -11,9 +11,7 @@ pub struct Expiry(DateTime<Utc>);
 
 impl Expiry {
     pub fn parse(input: &str) -> Result<Expiry, DomainError> {
-        parse_timestamp(input)
-            .map(Expiry)
-            .map_err(|message| DomainError::invalid("expires_at", message))
+        parse_timestamp(input).map(Expiry).map_err(|message| DomainError::invalid("expires_at", message))
     }
 
     /// An expiry for a new code: it must lie in the future.
@@ -42,11 +40,9 @@ impl Expiry {
 /// Parses RFC 3339 with an offset or `Z` (a bare local time is refused), into UTC, to the
 /// microsecond: PostgreSQL's precision, so what is stored is exactly what was accepted.
 pub(crate) fn parse_timestamp(input: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(input)
-        .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
-        .map_err(|_| {
-            format!("must be an RFC 3339 timestamp with an offset, such as 2026-12-31T23:59:59Z, got {input:?}")
-        })
+    DateTime::parse_from_rfc3339(input).map(|t| t.with_timezone(&Utc).trunc_subsecs(6)).map_err(|_| {
+        format!("must be an RFC 3339 timestamp with an offset, such as 2026-12-31T23:59:59Z, got {input:?}")
+    })
 }
 
 /// Renders a timestamp as the API shows them all: RFC 3339, UTC, `Z`, fractions only if any.
@@ -67,13 +63,7 @@ mod tests {
 
     #[test]
     fn a_timestamp_without_an_offset_is_refused() {
-        for bad in [
-            "2026-12-31T23:59:59",
-            "2026-12-31",
-            "tomorrow",
-            "",
-            "2026-13-01T00:00:00Z",
-        ] {
+        for bad in ["2026-12-31T23:59:59", "2026-12-31", "tomorrow", "", "2026-13-01T00:00:00Z"] {
             assert_eq!(Expiry::parse(bad).unwrap_err().param(), Some("expires_at"), "{bad}");
         }
     }
@@ -107,10 +97,7 @@ mod tests {
             format_timestamp(Expiry::parse("2026-01-01T00:00:00.250Z").unwrap().at()),
             "2026-01-01T00:00:00.250Z"
         );
-        assert_eq!(
-            format_timestamp(Expiry::parse("2026-01-01T00:00:00Z").unwrap().at()),
-            "2026-01-01T00:00:00Z"
-        );
+        assert_eq!(format_timestamp(Expiry::parse("2026-01-01T00:00:00Z").unwrap().at()), "2026-01-01T00:00:00Z");
     }
 
     proptest! {

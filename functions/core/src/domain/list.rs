@@ -106,10 +106,7 @@ impl SortOrder {
 
 impl Default for SortOrder {
     fn default() -> Self {
-        SortOrder {
-            key: SortKey::CreatedAt,
-            direction: SortDirection::Descending,
-        }
+        SortOrder { key: SortKey::CreatedAt, direction: SortDirection::Descending }
     }
 }
 
@@ -206,10 +203,7 @@ impl ListQuery {
         let mut seen: Vec<(&str, &str)> = Vec::new();
         for (name, value) in params {
             if !PARAMS.contains(&name) {
-                return Err(DomainError::malformed(
-                    Some(name),
-                    format!("unknown query parameter {name:?}"),
-                ));
+                return Err(DomainError::malformed(Some(name), format!("unknown query parameter {name:?}")));
             }
             if seen.iter().any(|(n, _)| *n == name) {
                 return Err(DomainError::malformed(
@@ -230,12 +224,8 @@ impl ListQuery {
             owner: get("owner").map(|v| Owner::parse_as("owner", v)).transpose()?,
             status: get("status").map(Status::parse).transpose()?.unwrap_or_default(),
             code_prefix: get("code_prefix").map(CodePrefix::parse).transpose()?,
-            min_discount_bp: get("min_discount")
-                .map(|v| parse_percentage_bound("min_discount", v))
-                .transpose()?,
-            max_discount_bp: get("max_discount")
-                .map(|v| parse_percentage_bound("max_discount", v))
-                .transpose()?,
+            min_discount_bp: get("min_discount").map(|v| parse_percentage_bound("min_discount", v)).transpose()?,
+            max_discount_bp: get("max_discount").map(|v| parse_percentage_bound("max_discount", v)).transpose()?,
             expires_after: time("expires_after")?,
             expires_before: time("expires_before")?,
             created_after: time("created_after")?,
@@ -244,10 +234,7 @@ impl ListQuery {
         if let (Some(min), Some(max)) = (filters.min_discount_bp, filters.max_discount_bp)
             && min > max
         {
-            return Err(DomainError::invalid(
-                "min_discount",
-                "min_discount must not be greater than max_discount",
-            ));
+            return Err(DomainError::invalid("min_discount", "min_discount must not be greater than max_discount"));
         }
 
         let sort = get("sort").map(SortOrder::parse).transpose()?.unwrap_or_default();
@@ -258,21 +245,13 @@ impl ListQuery {
                     DomainError::malformed(Some("limit"), format!("limit must be an integer, got {v:?}"))
                 })?;
                 if !(1..=i64::from(MAX_LIMIT)).contains(&n) {
-                    return Err(DomainError::invalid(
-                        "limit",
-                        format!("limit must be from 1 to {MAX_LIMIT}, got {n}"),
-                    ));
+                    return Err(DomainError::invalid("limit", format!("limit must be from 1 to {MAX_LIMIT}, got {n}")));
                 }
                 n as u32
             }
         };
         let after = get("cursor").map(|c| Cursor::decode(c, sort, &filters)).transpose()?;
-        Ok(ListQuery {
-            filters,
-            sort,
-            limit,
-            after,
-        })
+        Ok(ListQuery { filters, sort, limit, after })
     }
 
     pub fn filters(&self) -> &Filters {
@@ -295,14 +274,7 @@ impl ListQuery {
             SortKey::Discount => SortValue::BasisPoints(last.discount.basis_points()),
             SortKey::Code => SortValue::CodeOnly,
         };
-        Cursor::encode(
-            self.sort,
-            &self.filters,
-            &CursorKey {
-                value,
-                code: last.code.clone(),
-            },
-        )
+        Cursor::encode(self.sort, &self.filters, &CursorKey { value, code: last.code.clone() })
     }
 }
 
@@ -334,12 +306,7 @@ mod tests {
 
     #[test]
     fn an_unknown_sort_or_status_is_malformed() {
-        for q in [
-            [("sort", "owner")],
-            [("sort", "--code")],
-            [("status", "ACTIVE")],
-            [("status", "")],
-        ] {
+        for q in [[("sort", "owner")], [("sort", "--code")], [("status", "ACTIVE")], [("status", "")]] {
             assert!(matches!(parse(&q), Err(DomainError::Malformed { .. })), "{q:?}");
         }
     }
@@ -386,26 +353,14 @@ mod tests {
             ("owner", ""),
         ];
         for (name, value) in cases {
-            assert_eq!(
-                parse(&[(name, value)]).unwrap_err().param(),
-                Some(name),
-                "{name}={value}"
-            );
+            assert_eq!(parse(&[(name, value)]).unwrap_err().param(), Some(name), "{name}={value}");
         }
-        assert_eq!(
-            parse(&[("min_discount", "50"), ("max_discount", "10")])
-                .unwrap_err()
-                .param(),
-            Some("min_discount")
-        );
+        assert_eq!(parse(&[("min_discount", "50"), ("max_discount", "10")]).unwrap_err().param(), Some("min_discount"));
     }
 
     #[test]
     fn unknown_and_repeated_parameters_are_malformed() {
         assert!(matches!(parse(&[("page", "2")]), Err(DomainError::Malformed { .. })));
-        assert!(matches!(
-            parse(&[("limit", "2"), ("limit", "3")]),
-            Err(DomainError::Malformed { .. })
-        ));
+        assert!(matches!(parse(&[("limit", "2"), ("limit", "3")]), Err(DomainError::Malformed { .. })));
     }
 }

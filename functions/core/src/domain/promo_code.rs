@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::expiry::format_timestamp;
-use super::{Code, Description, Discount, DomainError, Expiry, Owner};
+use super::{Code, Description, Discount, DomainError, Expiry, Owner, Unusable};
 
 /// A cap on how many times a code may be redeemed: an integer of at least 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,10 +19,7 @@ impl MaxRedemptions {
         if !(1..=i64::from(i32::MAX)).contains(&value) {
             return Err(DomainError::invalid(
                 "max_redemptions",
-                format!(
-                    "max_redemptions must be null or an integer from 1 to {}, got {value}",
-                    i32::MAX
-                ),
+                format!("max_redemptions must be null or an integer from 1 to {}, got {value}", i32::MAX),
             ));
         }
         Ok(MaxRedemptions(value as i32))
@@ -50,6 +47,30 @@ pub struct PromoCode {
 }
 
 impl PromoCode {
+    /// Why the owner cannot use this code at `now`, if they cannot.
+    pub fn unusable(&self, now: DateTime<Utc>) -> Option<Unusable> {
+        if self.expires_at.is_expired(now) {
+            Some(Unusable::Expired)
+        } else if !self.active {
+            Some(Unusable::Inactive)
+        } else if self.max_redemptions.is_some_and(|max| self.times_redeemed >= max.get()) {
+            Some(Unusable::Exhausted)
+        } else {
+            None
+        }
+    }
+
+    /// The fields an admin sets, as the API shows them: what the audit trail records.
+    pub fn audited_fields(&self) -> serde_json::Value {
+        let mut json = serde_json::to_value(self).unwrap_or_default();
+        if let Some(object) = json.as_object_mut() {
+            for read_only in ["code", "times_redeemed", "created_at", "updated_at", "version"] {
+                object.remove(read_only);
+            }
+        }
+        json
+    }
+
     /// The `ETag` of this version: the version number, quoted.
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.version)
@@ -117,15 +138,11 @@ impl NewPromoCode {
             None => Code::generate(),
         };
         let owner = Owner::parse(&string(&required(&mut fields, "owner")?, "owner")?)?;
-        let discount = Discount::parse_json_number(
-            "discount_percentage",
-            required(&mut fields, "discount_percentage")?.get(),
-        )?;
+        let discount =
+            Discount::parse_json_number("discount_percentage", required(&mut fields, "discount_percentage")?.get())?;
         let expires_at = Expiry::parse_future(&string(&required(&mut fields, "expires_at")?, "expires_at")?, now)?;
         let description = match fields.remove("description") {
-            Some(raw) => nullable_string(&raw, "description")?
-                .map(|d| Description::parse(&d))
-                .transpose()?,
+            Some(raw) => nullable_string(&raw, "description")?.map(|d| Description::parse(&d)).transpose()?,
             None => None,
         };
         let active = match fields.remove("active") {
@@ -137,15 +154,7 @@ impl NewPromoCode {
             None => None,
         };
         refuse_leftovers(fields)?;
-        Ok(NewPromoCode {
-            code,
-            owner,
-            discount,
-            expires_at,
-            description,
-            active,
-            max_redemptions,
-        })
+        Ok(NewPromoCode { code, owner, discount, expires_at, description, active, max_redemptions })
     }
 }
 
@@ -171,10 +180,7 @@ impl PromoCodePatch {
             return Err(DomainError::invalid("body", "a PATCH must change at least one field"));
         }
         if fields.contains_key("code") {
-            return Err(DomainError::invalid(
-                "code",
-                "code is immutable; create a new promo code instead",
-            ));
+            return Err(DomainError::invalid("code", "code is immutable; create a new promo code instead"));
         }
         let mut patch = PromoCodePatch::default();
         if let Some(raw) = fields.remove("owner") {
@@ -187,11 +193,8 @@ impl PromoCodePatch {
             patch.expires_at = Some(Expiry::parse(&string(&raw, "expires_at")?)?);
         }
         if let Some(raw) = fields.remove("description") {
-            patch.description = Some(
-                nullable_string(&raw, "description")?
-                    .map(|d| Description::parse(&d))
-                    .transpose()?,
-            );
+            patch.description =
+                Some(nullable_string(&raw, "description")?.map(|d| Description::parse(&d)).transpose()?);
         }
         if let Some(raw) = fields.remove("active") {
             patch.active = Some(boolean(&raw, "active")?);
@@ -213,9 +216,7 @@ fn parse_object(body: &[u8]) -> Result<Fields, DomainError> {
 }
 
 fn required(fields: &mut Fields, name: &str) -> Result<Box<RawValue>, DomainError> {
-    fields
-        .remove(name)
-        .ok_or_else(|| DomainError::invalid(name, format!("{name} is required")))
+    fields.remove(name).ok_or_else(|| DomainError::invalid(name, format!("{name} is required")))
 }
 
 fn string(raw: &RawValue, name: &str) -> Result<String, DomainError> {
@@ -232,10 +233,7 @@ fn boolean(raw: &RawValue, name: &str) -> Result<bool, DomainError> {
 
 fn max_redemptions(raw: &RawValue) -> Result<Option<MaxRedemptions>, DomainError> {
     let value: Option<i64> = serde_json::from_str(raw.get()).map_err(|_| {
-        DomainError::invalid(
-            "max_redemptions",
-            "max_redemptions must be null or an integer of at least 1",
-        )
+        DomainError::invalid("max_redemptions", "max_redemptions must be null or an integer of at least 1")
     })?;
     value.map(MaxRedemptions::new).transpose()
 }
@@ -255,9 +253,7 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-06-01T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-06-01T10:00:00Z").unwrap().with_timezone(&Utc)
     }
 
     fn create(body: &str) -> Result<NewPromoCode, DomainError> {
@@ -289,38 +285,18 @@ mod tests {
 
     #[test]
     fn a_create_names_each_missing_required_field() {
-        assert_eq!(
-            param_of(create(
-                r#"{"discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z"}"#
-            )),
-            "owner"
-        );
-        assert_eq!(
-            param_of(create(r#"{"owner":"u","expires_at":"2027-01-01T00:00:00Z"}"#)),
-            "discount_percentage"
-        );
-        assert_eq!(
-            param_of(create(r#"{"owner":"u","discount_percentage":5}"#)),
-            "expires_at"
-        );
+        assert_eq!(param_of(create(r#"{"discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z"}"#)), "owner");
+        assert_eq!(param_of(create(r#"{"owner":"u","expires_at":"2027-01-01T00:00:00Z"}"#)), "discount_percentage");
+        assert_eq!(param_of(create(r#"{"owner":"u","discount_percentage":5}"#)), "expires_at");
     }
 
     #[test]
     fn a_create_refuses_wrong_types_with_the_field_named() {
         let cases = [
-            (
-                r#"{"owner":5,"discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z"}"#,
-                "owner",
-            ),
-            (
-                r#"{"owner":"u","discount_percentage":"5","expires_at":"2027-01-01T00:00:00Z"}"#,
-                "discount_percentage",
-            ),
+            (r#"{"owner":5,"discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z"}"#, "owner"),
+            (r#"{"owner":"u","discount_percentage":"5","expires_at":"2027-01-01T00:00:00Z"}"#, "discount_percentage"),
             (r#"{"owner":"u","discount_percentage":5,"expires_at":1}"#, "expires_at"),
-            (
-                r#"{"owner":"u","discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z","active":"yes"}"#,
-                "active",
-            ),
+            (r#"{"owner":"u","discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z","active":"yes"}"#, "active"),
             (
                 r#"{"owner":"u","discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z","max_redemptions":0}"#,
                 "max_redemptions",
@@ -329,10 +305,7 @@ mod tests {
                 r#"{"owner":"u","discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z","max_redemptions":1.5}"#,
                 "max_redemptions",
             ),
-            (
-                r#"{"code":null,"owner":"u","discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z"}"#,
-                "code",
-            ),
+            (r#"{"code":null,"owner":"u","discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z"}"#, "code"),
         ];
         for (body, param) in cases {
             assert_eq!(param_of(create(body)), param, "{body}");

@@ -26,10 +26,7 @@ impl Owner {
             ));
         }
         if input.chars().any(char::is_control) {
-            return Err(DomainError::invalid(
-                param,
-                format!("{param} must not contain control characters"),
-            ));
+            return Err(DomainError::invalid(param, format!("{param} must not contain control characters")));
         }
         Ok(Owner(input.to_owned()))
     }

@@ -14,12 +14,7 @@ fn summer(code: &str) -> Value {
 }
 
 async fn create(app: &App, issuer: &Issuer, body: &Value) -> Answer {
-    call(
-        app,
-        Function::Create,
-        &Event::fixture("create").bearer(&issuer.admin()).json_body(body),
-    )
-    .await
+    call(app, Function::Create, &Event::fixture("create").bearer(&issuer.admin()).json_body(body)).await
 }
 
 #[tokio::test]
@@ -112,22 +107,12 @@ async fn a_malformed_body_is_400_too_large_is_413_and_not_json_is_415() {
     let answer = call(&app, Function::Create, &base.clone().json_body(&huge)).await;
     assert_eq!((answer.status, answer.error_code()), (413, "payload_too_large"));
 
-    let answer = call(
-        &app,
-        Function::Create,
-        &base.clone().header("Content-Type", "text/plain"),
-    )
-    .await;
+    let answer = call(&app, Function::Create, &base.clone().header("Content-Type", "text/plain")).await;
     assert_eq!((answer.status, answer.error_code()), (415, "unsupported_media_type"));
     let answer = call(&app, Function::Create, &base.clone().without_header("Content-Type")).await;
     assert_eq!((answer.status, answer.error_code()), (415, "unsupported_media_type"));
 
-    let answer = call(
-        &app,
-        Function::Create,
-        &base.header("Content-Type", "application/json; charset=utf-8"),
-    )
-    .await;
+    let answer = call(&app, Function::Create, &base.header("Content-Type", "application/json; charset=utf-8")).await;
     assert_eq!(answer.status, 201, "{}", answer.body);
 }
 
@@ -137,23 +122,13 @@ async fn get_answers_the_code_with_its_etag_and_404_for_an_unknown_one() {
     let app = app(&issuer).await;
     let created = create(&app, &issuer, &summer("SUMMER25")).await;
 
-    let answer = call(
-        &app,
-        Function::List,
-        &Event::fixture("get").bearer(&issuer.admin()).code("summer25"),
-    )
-    .await;
+    let answer = call(&app, Function::List, &Event::fixture("get").bearer(&issuer.admin()).code("summer25")).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("etag"), Some("\"1\""));
     assert_eq!(answer.body, created.body);
 
     for unknown in ["NOPE1234", "x", "not a code"] {
-        let answer = call(
-            &app,
-            Function::List,
-            &Event::fixture("get").bearer(&issuer.admin()).code(unknown),
-        )
-        .await;
+        let answer = call(&app, Function::List, &Event::fixture("get").bearer(&issuer.admin()).code(unknown)).await;
         assert_eq!((answer.status, answer.error_code()), (404, "not_found"), "{unknown}");
     }
 }
@@ -182,9 +157,7 @@ async fn patch_with_a_stale_if_match_is_412_and_changes_nothing() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;
     create(&app, &issuer, &summer("SUMMER25")).await;
-    let first = Event::fixture("update")
-        .bearer(&issuer.admin())
-        .header("If-Match", "\"1\"");
+    let first = Event::fixture("update").bearer(&issuer.admin()).header("If-Match", "\"1\"");
     assert_eq!(call(&app, Function::Update, &first).await.status, 200);
 
     let stale = first.clone().json_body(&json!({"owner": "someone-else"}));
@@ -212,11 +185,7 @@ async fn patch_refuses_empty_immutable_and_read_only_changes_with_422() {
     ] {
         let event = Event::fixture("update").bearer(&issuer.admin()).json_body(&body);
         let answer = call(&app, Function::Update, &event).await;
-        assert_eq!(
-            (answer.status, answer.error_code()),
-            (422, "validation_failed"),
-            "{body}"
-        );
+        assert_eq!((answer.status, answer.error_code()), (422, "validation_failed"), "{body}");
         assert_eq!(answer.param(), Some(param), "{body}");
     }
     let unknown = Event::fixture("update").bearer(&issuer.admin()).code("GHOST99");
@@ -238,12 +207,7 @@ async fn list_pages_through_every_code_with_cursors() {
         if let Some(c) = &cursor {
             query.push(("cursor", c));
         }
-        let answer = call(
-            &app,
-            Function::List,
-            &Event::fixture("list").bearer(&issuer.admin()).query(&query),
-        )
-        .await;
+        let answer = call(&app, Function::List, &Event::fixture("list").bearer(&issuer.admin()).query(&query)).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
         for code in answer.body["data"].as_array().unwrap() {
             seen.push(code["code"].as_str().unwrap().to_owned());
@@ -271,21 +235,9 @@ async fn list_answers_400_for_what_does_not_parse_and_422_for_what_is_out_of_ran
         (&[("limit", "101")], 422, "limit"),
     ];
     for (query, status, param) in cases {
-        let answer = call(
-            &app,
-            Function::List,
-            &Event::fixture("list").bearer(&issuer.admin()).query(query),
-        )
-        .await;
+        let answer = call(&app, Function::List, &Event::fixture("list").bearer(&issuer.admin()).query(query)).await;
         assert_eq!(answer.status, status, "{query:?}");
-        assert_eq!(
-            answer.error_code(),
-            if status == 400 {
-                "invalid_request"
-            } else {
-                "validation_failed"
-            }
-        );
+        assert_eq!(answer.error_code(), if status == 400 { "invalid_request" } else { "validation_failed" });
         assert_eq!(answer.param(), Some(param));
     }
 }
@@ -298,21 +250,11 @@ async fn list_filters_by_status() {
     let mut off = summer("OFF001");
     off["active"] = json!(false);
     create(&app, &issuer, &off).await;
-    for (status, expected) in [
-        ("active", vec!["ON0001"]),
-        ("inactive", vec!["OFF001"]),
-        ("expired", vec![]),
-    ] {
-        let event = Event::fixture("list")
-            .bearer(&issuer.admin())
-            .query(&[("status", status)]);
+    for (status, expected) in [("active", vec!["ON0001"]), ("inactive", vec!["OFF001"]), ("expired", vec![])] {
+        let event = Event::fixture("list").bearer(&issuer.admin()).query(&[("status", status)]);
         let answer = call(&app, Function::List, &event).await;
-        let codes: Vec<&str> = answer.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["code"].as_str().unwrap())
-            .collect();
+        let codes: Vec<&str> =
+            answer.body["data"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap()).collect();
         assert_eq!(codes, expected, "{status}");
         assert_eq!(answer.body["has_more"], false);
         assert_eq!(answer.body["next_cursor"], Value::Null);
@@ -320,9 +262,7 @@ async fn list_filters_by_status() {
 }
 
 async fn validate(app: &App, issuer: &Issuer, sub: &str, code: &str) -> Answer {
-    let event = Event::fixture("validate")
-        .bearer(&issuer.user(sub))
-        .json_body(&json!({ "code": code }));
+    let event = Event::fixture("validate").bearer(&issuer.user(sub)).json_body(&json!({ "code": code }));
     call(app, Function::Validate, &event).await
 }
 
@@ -347,14 +287,8 @@ async fn validate_hides_a_code_owned_by_someone_else() {
     let foreign = validate(&app, &issuer, "mallory", "SUMMER25").await;
     let unknown = validate(&app, &issuer, "mallory", "WINTER25").await;
     assert_eq!(foreign.status, 200);
-    assert_eq!(
-        foreign.body,
-        json!({"valid": false, "code": "SUMMER25", "reason": "not_found"})
-    );
-    assert_eq!(
-        unknown.body,
-        json!({"valid": false, "code": "WINTER25", "reason": "not_found"})
-    );
+    assert_eq!(foreign.body, json!({"valid": false, "code": "SUMMER25", "reason": "not_found"}));
+    assert_eq!(unknown.body, json!({"valid": false, "code": "WINTER25", "reason": "not_found"}));
     // Apart from the echoed code and the request id, the two answers are identical.
     let strip = |a: &Answer| {
         let mut headers: Vec<(String, String)> = a
@@ -364,13 +298,7 @@ async fn validate_hides_a_code_owned_by_someone_else() {
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
             .collect();
         headers.sort();
-        (
-            a.status,
-            headers,
-            a.body["valid"].clone(),
-            a.body["reason"].clone(),
-            a.body.as_object().unwrap().len(),
-        )
+        (a.status, headers, a.body["valid"].clone(), a.body["reason"].clone(), a.body.as_object().unwrap().len())
     };
     assert_eq!(strip(&foreign), strip(&unknown));
 }
@@ -406,19 +334,10 @@ async fn validate_gives_the_owner_the_reason_a_code_is_unusable() {
 async fn validate_refuses_a_body_without_a_usable_code_with_422() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;
-    for body in [
-        json!({}),
-        json!({"code": 5}),
-        json!({"code": "a"}),
-        json!({"code": "SUMMER25", "extra": 1}),
-    ] {
+    for body in [json!({}), json!({"code": 5}), json!({"code": "a"}), json!({"code": "SUMMER25", "extra": 1})] {
         let event = Event::fixture("validate").bearer(&issuer.user("u")).json_body(&body);
         let answer = call(&app, Function::Validate, &event).await;
-        assert_eq!(
-            (answer.status, answer.error_code()),
-            (422, "validation_failed"),
-            "{body}"
-        );
+        assert_eq!((answer.status, answer.error_code()), (422, "validation_failed"), "{body}");
     }
 }
 
@@ -432,6 +351,7 @@ async fn a_user_without_the_admin_scope_gets_403_on_every_admin_route() {
         ("GET", "/promo-codes", "list"),
         ("GET", "/promo-codes/{code}", "get"),
         ("PATCH", "/promo-codes/{code}", "update"),
+        ("GET", "/promo-codes/{code}/events", "events"),
     ];
     let mut checked = 0;
     for route in ROUTES.iter().filter(|r| r.access == Access::Admin) {
@@ -439,28 +359,18 @@ async fn a_user_without_the_admin_scope_gets_403_on_every_admin_route() {
             .iter()
             .find(|(m, p, _)| *m == route.method && *p == route.path)
             .expect("a fixture per admin route");
-        let answer = call(
-            &app,
-            route.function,
-            &Event::fixture(fixture).bearer(&issuer.user("user-123")),
-        )
-        .await;
+        let answer = call(&app, route.function, &Event::fixture(fixture).bearer(&issuer.user("user-123"))).await;
         assert_eq!((answer.status, answer.error_code()), (403, "forbidden"), "{route:?}");
         checked += 1;
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 5);
 }
 
 #[tokio::test]
 async fn a_function_answers_404_for_a_route_it_does_not_serve() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;
-    let answer = call(
-        &app,
-        Function::Validate,
-        &Event::fixture("create").bearer(&issuer.admin()),
-    )
-    .await;
+    let answer = call(&app, Function::Validate, &Event::fixture("create").bearer(&issuer.admin())).await;
     assert_eq!((answer.status, answer.error_code()), (404, "not_found"));
 }
 
@@ -468,10 +378,7 @@ async fn a_function_answers_404_for_a_route_it_does_not_serve() {
 async fn the_request_id_of_api_gateway_is_in_every_error() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;
-    let event = Event::fixture("get")
-        .request_id("req-1234")
-        .bearer(&issuer.admin())
-        .code("NOPE1234");
+    let event = Event::fixture("get").request_id("req-1234").bearer(&issuer.admin()).code("NOPE1234");
     let answer = call(&app, Function::List, &event).await;
     assert_eq!(answer.body["error"]["request_id"], "req-1234");
     assert_eq!(answer.header("x-request-id"), Some("req-1234"));
@@ -482,11 +389,7 @@ async fn a_database_that_cannot_be_reached_is_503_without_details() {
     let issuer = Issuer::start().await;
     let mut app = app(&issuer).await;
     // A port nothing listens on: bind one, note it, release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let options = sqlx::postgres::PgConnectOptions::new()
         .host("127.0.0.1")
         .port(port)
@@ -503,15 +406,9 @@ async fn a_database_that_cannot_be_reached_is_503_without_details() {
 async fn an_internal_error_is_500_with_no_sql_in_the_body() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;
-    sqlx::query("DROP TABLE promo_codes")
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+    sqlx::query("DROP TABLE promo_codes CASCADE").execute(app.store.pool()).await.unwrap();
     let answer = call(&app, Function::List, &Event::fixture("list").bearer(&issuer.admin())).await;
     assert_eq!((answer.status, answer.error_code()), (500, "internal"));
     let text = answer.body.to_string();
-    assert!(
-        !text.contains("promo_codes") && !text.to_lowercase().contains("select"),
-        "{text}"
-    );
+    assert!(!text.contains("promo_codes") && !text.to_lowercase().contains("select"), "{text}");
 }

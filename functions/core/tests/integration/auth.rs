@@ -8,6 +8,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use promo_core::api::App;
 use promo_core::auth::{AuthConfig, KeySource, Verifier};
 use promo_core::routes::Function;
+use promo_core::store::GuessLimit;
 use serde_json::{Value, json};
 
 use crate::events::{Answer, Event, app, call};
@@ -51,12 +52,8 @@ async fn every_attack_on_the_token_is_answered_401() {
     let tampered = parts.join(".");
 
     let alg_none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&admin));
-    let hs256_with_public_key = sign(
-        Algorithm::HS256,
-        Some(RSA_KID),
-        &admin,
-        &EncodingKey::from_secret(tokens::rsa_public_pem().as_bytes()),
-    );
+    let hs256_with_public_key =
+        sign(Algorithm::HS256, Some(RSA_KID), &admin, &EncodingKey::from_secret(tokens::rsa_public_pem().as_bytes()));
     let other_key = sign(Algorithm::RS256, Some(RSA_KID), &admin, &rsa_encoding_key(1));
     let rs256_with_ec_kid = sign(Algorithm::RS256, Some(EC_KID), &admin, &issuer.rsa);
 
@@ -76,74 +73,23 @@ async fn every_attack_on_the_token_is_answered_401() {
         ("not bearer", Some(format!("Basic {valid}"))),
         ("garbage", Some("Bearer not.a.token".into())),
         ("alg none", Some(format!("Bearer {alg_none}"))),
-        (
-            "HS256 signed with the RSA public key",
-            Some(format!("Bearer {hs256_with_public_key}")),
-        ),
+        ("HS256 signed with the RSA public key", Some(format!("Bearer {hs256_with_public_key}"))),
         ("signed by another key", Some(format!("Bearer {other_key}"))),
         ("RS256 naming the EC key", Some(format!("Bearer {rs256_with_ec_kid}"))),
-        (
-            "expired",
-            Some(format!(
-                "Bearer {}",
-                issuer.token(&with(admin.clone(), "exp", json!(now() - 60)))
-            )),
-        ),
-        (
-            "nbf ahead",
-            Some(format!(
-                "Bearer {}",
-                issuer.token(&with(admin.clone(), "nbf", json!(now() + 120)))
-            )),
-        ),
+        ("expired", Some(format!("Bearer {}", issuer.token(&with(admin.clone(), "exp", json!(now() - 60)))))),
+        ("nbf ahead", Some(format!("Bearer {}", issuer.token(&with(admin.clone(), "nbf", json!(now() + 120)))))),
         (
             "wrong iss",
-            Some(format!(
-                "Bearer {}",
-                issuer.token(&with(admin.clone(), "iss", json!("https://evil.example/")))
-            )),
+            Some(format!("Bearer {}", issuer.token(&with(admin.clone(), "iss", json!("https://evil.example/"))))),
         ),
-        (
-            "wrong aud",
-            Some(format!(
-                "Bearer {}",
-                issuer.token(&with(admin.clone(), "aud", json!("other-api")))
-            )),
-        ),
-        (
-            "missing sub",
-            Some(format!("Bearer {}", issuer.token(&without(admin.clone(), "sub")))),
-        ),
-        (
-            "empty sub",
-            Some(format!(
-                "Bearer {}",
-                issuer.token(&with(admin.clone(), "sub", json!("")))
-            )),
-        ),
-        (
-            "missing exp",
-            Some(format!("Bearer {}", issuer.token(&without(admin.clone(), "exp")))),
-        ),
-        (
-            "missing iss",
-            Some(format!("Bearer {}", issuer.token(&without(admin.clone(), "iss")))),
-        ),
-        (
-            "missing aud",
-            Some(format!("Bearer {}", issuer.token(&without(admin.clone(), "aud")))),
-        ),
-        (
-            "unknown kid",
-            Some(format!(
-                "Bearer {}",
-                sign(Algorithm::RS256, Some("rotated-away"), &admin, &issuer.rsa)
-            )),
-        ),
-        (
-            "no kid",
-            Some(format!("Bearer {}", sign(Algorithm::RS256, None, &admin, &issuer.rsa))),
-        ),
+        ("wrong aud", Some(format!("Bearer {}", issuer.token(&with(admin.clone(), "aud", json!("other-api")))))),
+        ("missing sub", Some(format!("Bearer {}", issuer.token(&without(admin.clone(), "sub"))))),
+        ("empty sub", Some(format!("Bearer {}", issuer.token(&with(admin.clone(), "sub", json!("")))))),
+        ("missing exp", Some(format!("Bearer {}", issuer.token(&without(admin.clone(), "exp"))))),
+        ("missing iss", Some(format!("Bearer {}", issuer.token(&without(admin.clone(), "iss"))))),
+        ("missing aud", Some(format!("Bearer {}", issuer.token(&without(admin.clone(), "aud"))))),
+        ("unknown kid", Some(format!("Bearer {}", sign(Algorithm::RS256, Some("rotated-away"), &admin, &issuer.rsa)))),
+        ("no kid", Some(format!("Bearer {}", sign(Algorithm::RS256, None, &admin, &issuer.rsa)))),
         ("embedded jwk", Some(format!("Bearer {embedded_jwk}"))),
         ("jku header", Some(format!("Bearer {jku}"))),
         ("tampered payload", Some(format!("Bearer {tampered}"))),
@@ -170,27 +116,17 @@ async fn expiry_and_nbf_allow_30_seconds_of_clock_skew_and_no_more() {
     let admin = claims("back-office", true);
     let just_expired = issuer.token(&with(admin.clone(), "exp", json!(now() - 10)));
     let nbf_soon = issuer.token(&with(admin.clone(), "nbf", json!(now() + 10)));
-    assert_eq!(
-        list_with(&app, Some(&format!("Bearer {just_expired}"))).await.status,
-        200
-    );
+    assert_eq!(list_with(&app, Some(&format!("Bearer {just_expired}"))).await.status, 200);
     assert_eq!(list_with(&app, Some(&format!("Bearer {nbf_soon}"))).await.status, 200);
     let long_expired = issuer.token(&with(admin, "exp", json!(now() - 45)));
-    assert_eq!(
-        list_with(&app, Some(&format!("Bearer {long_expired}"))).await.status,
-        401
-    );
+    assert_eq!(list_with(&app, Some(&format!("Bearer {long_expired}"))).await.status, 401);
 }
 
 #[tokio::test]
 async fn es256_tokens_from_the_jwks_are_accepted_and_scp_arrays_grant_admin() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;
-    let scp = with(
-        without(claims("back-office", false), "scope"),
-        "scp",
-        json!(["promo:admin"]),
-    );
+    let scp = with(without(claims("back-office", false), "scope"), "scp", json!(["promo:admin"]));
     let token = issuer.es256_token(&scp);
     assert_eq!(list_with(&app, Some(&format!("Bearer {token}"))).await.status, 200);
     let plain_user = issuer.es256_token(&claims("someone", false));
@@ -201,29 +137,14 @@ async fn es256_tokens_from_the_jwks_are_accepted_and_scp_arrays_grant_admin() {
 async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_30_seconds() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;
-    assert_eq!(
-        list_with(&app, Some(&format!("Bearer {}", issuer.admin())))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(list_with(&app, Some(&format!("Bearer {}", issuer.admin()))).await.status, 200);
     assert_eq!(issuer.fetches(), 1, "the first token fetches the key set");
     for i in 0..10 {
-        let token = sign(
-            Algorithm::RS256,
-            Some(&format!("made-up-{i}")),
-            &claims("x", true),
-            &issuer.rsa,
-        );
+        let token = sign(Algorithm::RS256, Some(&format!("made-up-{i}")), &claims("x", true), &issuer.rsa);
         assert_eq!(list_with(&app, Some(&format!("Bearer {token}"))).await.status, 401);
     }
     assert_eq!(issuer.fetches(), 1, "made-up key ids must not each cost a fetch");
-    assert_eq!(
-        list_with(&app, Some(&format!("Bearer {}", issuer.admin())))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(list_with(&app, Some(&format!("Bearer {}", issuer.admin()))).await.status, 200);
     assert_eq!(issuer.fetches(), 1, "known keys are served from the cache");
 }
 
@@ -231,19 +152,11 @@ async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_30_seconds() {
 async fn a_key_that_rotated_in_before_the_first_fetch_is_found() {
     let issuer = Issuer::start().await;
     let rotated = rsa_encoding_key(1);
-    issuer.serve(&JwkSet {
-        keys: vec![jwk(&rotated, Algorithm::RS256, "rsa-2")],
-    });
+    issuer.serve(&JwkSet { keys: vec![jwk(&rotated, Algorithm::RS256, "rsa-2")] });
     let app = app(&issuer).await;
     let token = sign(Algorithm::RS256, Some("rsa-2"), &claims("back-office", true), &rotated);
     assert_eq!(list_with(&app, Some(&format!("Bearer {token}"))).await.status, 200);
-    assert_eq!(
-        list_with(&app, Some(&format!("Bearer {}", issuer.admin())))
-            .await
-            .status,
-        401,
-        "rsa-1 is gone"
-    );
+    assert_eq!(list_with(&app, Some(&format!("Bearer {}", issuer.admin()))).await.status, 401, "rsa-1 is gone");
 }
 
 #[tokio::test]
@@ -255,38 +168,15 @@ async fn hs256_with_a_shared_secret_verifies_and_refuses_other_algorithms() {
         keys: KeySource::Hs256Secret(secret.as_bytes().to_vec()),
         admin_scope: "promo:admin".into(),
     };
-    let app = App {
-        store: fresh_store().await,
-        verifier: Verifier::new(config),
-    };
+    let app = App { store: fresh_store().await, verifier: Verifier::new(config), guess_limit: GuessLimit::default() };
     let admin = claims("back-office", true);
-    let good = sign(
-        Algorithm::HS256,
-        None,
-        &admin,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    );
+    let good = sign(Algorithm::HS256, None, &admin, &EncodingKey::from_secret(secret.as_bytes()));
     assert_eq!(list_with(&app, Some(&format!("Bearer {good}"))).await.status, 200);
-    let wrong_secret = sign(
-        Algorithm::HS256,
-        None,
-        &admin,
-        &EncodingKey::from_secret(b"another-secret-of-32-bytes-or-more!!"),
-    );
-    assert_unauthorized(
-        &list_with(&app, Some(&format!("Bearer {wrong_secret}"))).await,
-        "wrong secret",
-    );
-    let hs512 = sign(
-        Algorithm::HS512,
-        None,
-        &admin,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    );
+    let wrong_secret =
+        sign(Algorithm::HS256, None, &admin, &EncodingKey::from_secret(b"another-secret-of-32-bytes-or-more!!"));
+    assert_unauthorized(&list_with(&app, Some(&format!("Bearer {wrong_secret}"))).await, "wrong secret");
+    let hs512 = sign(Algorithm::HS512, None, &admin, &EncodingKey::from_secret(secret.as_bytes()));
     assert_unauthorized(&list_with(&app, Some(&format!("Bearer {hs512}"))).await, "HS512");
     let rs256 = sign(Algorithm::RS256, Some(RSA_KID), &admin, &rsa_encoding_key(0));
-    assert_unauthorized(
-        &list_with(&app, Some(&format!("Bearer {rs256}"))).await,
-        "RS256 in HS256 mode",
-    );
+    assert_unauthorized(&list_with(&app, Some(&format!("Bearer {rs256}"))).await, "RS256 in HS256 mode");
 }

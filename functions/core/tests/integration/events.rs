@@ -6,6 +6,7 @@ use promo_core::api::App;
 use promo_core::auth::{AuthConfig, KeySource, Verifier};
 use promo_core::handlers::handle;
 use promo_core::routes::Function;
+use promo_core::store::GuessLimit;
 use serde_json::{Value, json};
 
 use crate::helpers::fresh_store;
@@ -19,10 +20,7 @@ pub async fn app(issuer: &Issuer) -> App {
         keys: KeySource::JwksUrl(issuer.jwks_url.clone()),
         admin_scope: "promo:admin".into(),
     };
-    App {
-        store: fresh_store().await,
-        verifier: Verifier::new(config),
-    }
+    App { store: fresh_store().await, verifier: Verifier::new(config), guess_limit: GuessLimit::default() }
 }
 
 /// A REST proxy event being prepared.
@@ -36,9 +34,7 @@ impl Event {
     pub fn fixture(name: &str) -> Event {
         let path = format!("{}/tests/data/{name}.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        Event {
-            json: serde_json::from_str(&text).expect("fixture json"),
-        }
+        Event { json: serde_json::from_str(&text).expect("fixture json") }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Event {
@@ -81,12 +77,7 @@ impl Event {
         let mut multi = serde_json::Map::new();
         for (k, v) in pairs {
             single.insert(k.to_string(), json!(v));
-            multi
-                .entry(k.to_string())
-                .or_insert_with(|| json!([]))
-                .as_array_mut()
-                .expect("array")
-                .push(json!(v));
+            multi.entry(k.to_string()).or_insert_with(|| json!([])).as_array_mut().expect("array").push(json!(v));
         }
         let none = pairs.is_empty();
         self.json["queryStringParameters"] = if none { Value::Null } else { Value::Object(single) };
@@ -123,9 +114,7 @@ impl Answer {
         assert!(error["message"].is_string(), "no message in {}", self.body);
         assert!(error.get("param").is_some(), "no param in {}", self.body);
         assert!(error["request_id"].is_string(), "no request_id in {}", self.body);
-        error["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("not an error body: {}", self.body))
+        error["code"].as_str().unwrap_or_else(|| panic!("not an error body: {}", self.body))
     }
 
     pub fn param(&self) -> Option<&str> {
@@ -137,10 +126,7 @@ pub async fn call(app: &App, function: Function, event: &Event) -> Answer {
     let response = handle(app, function, event.request()).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    assert_eq!(
-        headers.get("content-type").and_then(|v| v.to_str().ok()),
-        Some("application/json")
-    );
+    assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
     let body: &[u8] = response.body().as_ref();
     let body = serde_json::from_slice(body).unwrap_or_else(|e| panic!("response body is not JSON ({e}): {body:?}"));
     Answer { status, headers, body }

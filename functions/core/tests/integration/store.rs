@@ -9,7 +9,7 @@ use promo_core::store::{Store, StoreError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::helpers::{Seed, at, fresh_pool, fresh_store, seed};
+use crate::helpers::{Seed, StoreAsAdmin, at, fresh_pool, fresh_store, seed};
 
 fn new_code(body: &str) -> NewPromoCode {
     NewPromoCode::from_json(body.as_bytes(), Utc::now()).expect("valid test body")
@@ -46,8 +46,7 @@ async fn walk(store: &Store, params: &[(&str, &str)], now: DateTime<Utc>) -> Vec
 #[tokio::test]
 async fn a_created_code_reads_back_exactly() {
     let store = fresh_store().await;
-    let created = store
-        .insert(&new_code(
+    let created = store.insert_as_admin(&new_code(
             r#"{"code":"summer25","owner":"user-123","discount_percentage":12.34,"expires_at":"2030-12-31T23:59:59+01:00","description":"Summer","max_redemptions":5}"#,
         ))
         .await
@@ -72,12 +71,9 @@ async fn a_code_equal_ignoring_case_is_a_conflict() {
     let body = |code: &str| {
         format!(r#"{{"code":"{code}","owner":"u","discount_percentage":5,"expires_at":"2030-01-01T00:00:00Z"}}"#)
     };
-    store.insert(&new_code(&body("Summer25"))).await.unwrap();
-    let err = store.insert(&new_code(&body("sUMMER25"))).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::Conflict { ref constraint } if constraint == "promo_codes_pkey"),
-        "{err:?}"
-    );
+    store.insert_as_admin(&new_code(&body("Summer25"))).await.unwrap();
+    let err = store.insert_as_admin(&new_code(&body("sUMMER25"))).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { ref constraint } if constraint == "promo_codes_pkey"), "{err:?}");
 }
 
 #[tokio::test]
@@ -90,8 +86,7 @@ async fn getting_an_unknown_code_is_not_found() {
 #[tokio::test]
 async fn a_patch_changes_what_it_names_and_bumps_the_version() {
     let store = fresh_store().await;
-    let created = store
-        .insert(&new_code(
+    let created = store.insert_as_admin(&new_code(
             r#"{"code":"PATCHME","owner":"a","discount_percentage":5,"expires_at":"2030-01-01T00:00:00Z","description":"d","max_redemptions":3}"#,
         ))
         .await
@@ -100,7 +95,7 @@ async fn a_patch_changes_what_it_names_and_bumps_the_version() {
         br#"{"owner":"b","discount_percentage":7.5,"description":null,"active":false,"max_redemptions":null}"#,
     )
     .unwrap();
-    let patched = store.patch(&created.code, &patch, Some(1)).await.unwrap();
+    let patched = store.patch_as_admin(&created.code, &patch, Some(1)).await.unwrap();
     assert_eq!(patched.owner.as_str(), "b");
     assert_eq!(patched.discount.basis_points(), 750);
     assert_eq!(patched.description, None);
@@ -112,11 +107,7 @@ async fn a_patch_changes_what_it_names_and_bumps_the_version() {
     assert!(patched.updated_at >= created.updated_at);
 
     let again = store
-        .patch(
-            &created.code,
-            &PromoCodePatch::from_json(br#"{"active":true}"#).unwrap(),
-            None,
-        )
+        .patch_as_admin(&created.code, &PromoCodePatch::from_json(br#"{"active":true}"#).unwrap(), None)
         .await
         .unwrap();
     assert_eq!(again.version, 3);
@@ -127,38 +118,25 @@ async fn a_patch_changes_what_it_names_and_bumps_the_version() {
 async fn a_stale_version_is_refused_and_nothing_is_written() {
     let store = fresh_store().await;
     let created = store
-        .insert(&new_code(
+        .insert_as_admin(&new_code(
             r#"{"code":"STALE1","owner":"a","discount_percentage":5,"expires_at":"2030-01-01T00:00:00Z"}"#,
         ))
         .await
         .unwrap();
     store
-        .patch(
-            &created.code,
-            &PromoCodePatch::from_json(br#"{"owner":"b"}"#).unwrap(),
-            Some(1),
-        )
+        .patch_as_admin(&created.code, &PromoCodePatch::from_json(br#"{"owner":"b"}"#).unwrap(), Some(1))
         .await
         .unwrap();
 
     let err = store
-        .patch(
+        .patch_as_admin(
             &created.code,
             &PromoCodePatch::from_json(br#"{"owner":"c","discount_percentage":99}"#).unwrap(),
             Some(1),
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::VersionMismatch {
-                expected: 1,
-                current: 2
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::VersionMismatch { expected: 1, current: 2 }), "{err:?}");
     let read = store.get(&created.code).await.unwrap();
     assert_eq!(read.owner.as_str(), "b");
     assert_eq!(read.discount.basis_points(), 500);
@@ -169,7 +147,7 @@ async fn a_stale_version_is_refused_and_nothing_is_written() {
 async fn of_concurrent_patches_expecting_the_same_version_exactly_one_wins() {
     let store = fresh_store().await;
     let created = store
-        .insert(&new_code(
+        .insert_as_admin(&new_code(
             r#"{"code":"RACE1","owner":"a","discount_percentage":5,"expires_at":"2030-01-01T00:00:00Z"}"#,
         ))
         .await
@@ -180,7 +158,7 @@ async fn of_concurrent_patches_expecting_the_same_version_exactly_one_wins() {
             let code = created.code.clone();
             tokio::spawn(async move {
                 let patch = PromoCodePatch::from_json(format!(r#"{{"owner":"writer-{i}"}}"#).as_bytes()).unwrap();
-                store.patch(&code, &patch, Some(1)).await
+                store.patch_as_admin(&code, &patch, Some(1)).await
             })
         })
         .collect();
@@ -188,10 +166,7 @@ async fn of_concurrent_patches_expecting_the_same_version_exactly_one_wins() {
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => wins += 1,
-            Err(StoreError::VersionMismatch {
-                expected: 1,
-                current: 2,
-            }) => {}
+            Err(StoreError::VersionMismatch { expected: 1, current: 2 }) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
@@ -204,42 +179,29 @@ async fn patching_an_unknown_code_is_not_found() {
     let store = fresh_store().await;
     let code = promo_core::domain::Code::parse("GHOST1").unwrap();
     let patch = PromoCodePatch::from_json(br#"{"active":false}"#).unwrap();
-    assert!(matches!(
-        store.patch(&code, &patch, None).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.patch(&code, &patch, Some(1)).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.patch_as_admin(&code, &patch, None).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.patch_as_admin(&code, &patch, Some(1)).await, Err(StoreError::NotFound)));
 }
 
 #[tokio::test]
 async fn a_patch_may_end_a_campaign_now_but_not_before_it_was_created() {
     let store = fresh_store().await;
     let created = store
-        .insert(&new_code(
+        .insert_as_admin(&new_code(
             r#"{"code":"ENDNOW","owner":"a","discount_percentage":5,"expires_at":"2030-01-01T00:00:00Z"}"#,
         ))
         .await
         .unwrap();
     let now = promo_core::domain::Expiry::parse(&(Utc::now() + Duration::seconds(1)).to_rfc3339()).unwrap();
-    let patch = PromoCodePatch {
-        expires_at: Some(now),
-        ..Default::default()
-    };
-    assert_eq!(store.patch(&created.code, &patch, None).await.unwrap().expires_at, now);
+    let patch = PromoCodePatch { expires_at: Some(now), ..Default::default() };
+    assert_eq!(store.patch_as_admin(&created.code, &patch, None).await.unwrap().expires_at, now);
 
     let before = PromoCodePatch::from_json(br#"{"expires_at":"2020-01-01T00:00:00Z"}"#).unwrap();
-    match store.patch(&created.code, &before, None).await {
+    match store.patch_as_admin(&created.code, &before, None).await {
         Err(StoreError::Invalid { param, .. }) => assert_eq!(param, "expires_at"),
         other => panic!("expected an invalid expires_at, got {other:?}"),
     }
-    assert_eq!(
-        store.get(&created.code).await.unwrap().version,
-        2,
-        "the refused patch wrote nothing"
-    );
+    assert_eq!(store.get(&created.code).await.unwrap().version, 2, "the refused patch wrote nothing");
 }
 
 #[tokio::test]
@@ -261,20 +223,13 @@ async fn the_database_refuses_bad_rows_even_without_the_domain_types() {
         .await
         .unwrap_err();
         let db = err.as_database_error().expect("a database error");
-        assert_eq!(
-            db.constraint(),
-            Some(format!("promo_codes_{constraint}_check").as_str()),
-            "{code} {bp}"
-        );
+        assert_eq!(db.constraint(), Some(format!("promo_codes_{constraint}_check").as_str()), "{code} {bp}");
     }
     let err = sqlx::query("INSERT INTO promo_codes (code, owner, discount_bp, expires_at) VALUES ('CTRL1', E'a\\nb', 5, now() + interval '1 day')")
         .execute(&pool)
         .await
         .unwrap_err();
-    assert_eq!(
-        err.as_database_error().and_then(|d| d.constraint()),
-        Some("promo_codes_owner_check")
-    );
+    assert_eq!(err.as_database_error().and_then(|d| d.constraint()), Some("promo_codes_owner_check"));
 }
 
 /// Rows with many ties on every sort key, some expired and some switched off at `list_now()`.
@@ -337,10 +292,7 @@ async fn every_sort_in_both_directions_orders_with_the_code_tie_break() {
         }
     }
     // The default is newest first.
-    assert_eq!(
-        walk(&store, &[("limit", "100")], list_now()).await,
-        sorted(&rows, "-created_at")
-    );
+    assert_eq!(walk(&store, &[("limit", "100")], list_now()).await, sorted(&rows, "-created_at"));
 }
 
 #[tokio::test]
@@ -353,15 +305,9 @@ async fn every_filter_and_status_selects_exactly_the_matching_codes() {
     type Predicate = Box<dyn Fn(&Seed) -> bool>;
     let cases: Vec<(Vec<(&str, &str)>, Predicate)> = vec![
         (vec![("status", "all")], Box::new(|_| true)),
-        (
-            vec![("status", "active")],
-            Box::new(move |r| r.active && r.expires_at > now),
-        ),
+        (vec![("status", "active")], Box::new(move |r| r.active && r.expires_at > now)),
         (vec![("status", "expired")], Box::new(move |r| r.expires_at <= now)),
-        (
-            vec![("status", "inactive")],
-            Box::new(move |r| !r.active && r.expires_at > now),
-        ),
+        (vec![("status", "inactive")], Box::new(move |r| !r.active && r.expires_at > now)),
         (vec![("owner", "bob")], Box::new(|r| r.owner == "bob")),
         (vec![("owner", "nobody")], Box::new(|_| false)),
         (vec![("code_prefix", "su")], Box::new(|r| r.code.starts_with("SU"))),
@@ -369,33 +315,16 @@ async fn every_filter_and_status_selects_exactly_the_matching_codes() {
         (vec![("code_prefix", "S_")], Box::new(|r| r.code.starts_with("S_"))),
         (vec![("min_discount", "12.5")], Box::new(|r| r.discount_bp >= 1250)),
         (vec![("max_discount", "10")], Box::new(|r| r.discount_bp <= 1000)),
-        (
-            vec![("min_discount", "10"), ("max_discount", "12.5")],
-            Box::new(|r| (1000..=1250).contains(&r.discount_bp)),
-        ),
-        (
-            vec![("expires_after", "2026-03-01T02:00:00Z")],
-            Box::new(|r| r.expires_at > at("2026-03-01T02:00:00Z")),
-        ),
-        (
-            vec![("expires_before", "2026-03-01T02:00:00Z")],
-            Box::new(|r| r.expires_at < at("2026-03-01T02:00:00Z")),
-        ),
-        (
-            vec![("created_after", "2026-01-01T00:20:00Z")],
-            Box::new(|r| r.created_at > at("2026-01-01T00:20:00Z")),
-        ),
+        (vec![("min_discount", "10"), ("max_discount", "12.5")], Box::new(|r| (1000..=1250).contains(&r.discount_bp))),
+        (vec![("expires_after", "2026-03-01T02:00:00Z")], Box::new(|r| r.expires_at > at("2026-03-01T02:00:00Z"))),
+        (vec![("expires_before", "2026-03-01T02:00:00Z")], Box::new(|r| r.expires_at < at("2026-03-01T02:00:00Z"))),
+        (vec![("created_after", "2026-01-01T00:20:00Z")], Box::new(|r| r.created_at > at("2026-01-01T00:20:00Z"))),
         (
             vec![("created_before", "2026-01-01T01:20:00+01:00")],
             Box::new(|r| r.created_at < at("2026-01-01T00:20:00Z")),
         ),
         (
-            vec![
-                ("owner", "alice"),
-                ("status", "active"),
-                ("min_discount", "10"),
-                ("code_prefix", "W"),
-            ],
+            vec![("owner", "alice"), ("status", "active"), ("min_discount", "10"), ("code_prefix", "W")],
             Box::new(move |r| {
                 r.owner == "alice" && r.active && r.expires_at > now && r.discount_bp >= 1000 && r.code.starts_with('W')
             }),
@@ -439,10 +368,7 @@ async fn the_last_page_has_no_cursor_and_an_exact_fit_needs_no_extra_page() {
 async fn a_cursor_reused_with_another_sort_or_filter_is_refused() {
     let store = fresh_store().await;
     seed(store.pool(), &varied_rows(30, 5)).await;
-    let page = store
-        .list(&query(&[("sort", "code"), ("limit", "5")]), list_now())
-        .await
-        .unwrap();
+    let page = store.list(&query(&[("sort", "code"), ("limit", "5")]), list_now()).await.unwrap();
     let cursor = page.next_cursor.expect("a second page");
     let reused = ListQuery::parse([("sort", "-code"), ("limit", "5"), ("cursor", cursor.as_str())]);
     assert!(matches!(reused, Err(DomainError::Malformed { ref param, .. }) if param.as_deref() == Some("cursor")));
@@ -473,22 +399,13 @@ async fn at_100000_codes_every_sort_is_served_by_an_index_without_a_sort_or_seq_
     plans.push(("default".into(), default_plan));
     for key in ["created_at", "expires_at", "discount_percentage", "code"] {
         for sort in [key.to_owned(), format!("-{key}")] {
-            plans.push((
-                sort.clone(),
-                store
-                    .explain_list(&query(&[("sort", &sort)]), list_now())
-                    .await
-                    .unwrap(),
-            ));
+            plans.push((sort.clone(), store.explain_list(&query(&[("sort", &sort)]), list_now()).await.unwrap()));
         }
     }
     // A deep page: the keyset condition must still be an index range.
     let first = store.list(&query(&[("limit", "100")]), list_now()).await.unwrap();
     let deep = query(&[("limit", "100"), ("cursor", first.next_cursor.as_deref().unwrap())]);
-    plans.push((
-        "default, page 2".into(),
-        store.explain_list(&deep, list_now()).await.unwrap(),
-    ));
+    plans.push(("default, page 2".into(), store.explain_list(&deep, list_now()).await.unwrap()));
 
     for (name, plan) in plans {
         assert!(plan.contains("Index"), "{name}: no index used:\n{plan}");
@@ -501,7 +418,7 @@ async fn at_100000_codes_every_sort_is_served_by_an_index_without_a_sort_or_seq_
 async fn a_listed_code_renders_like_a_fetched_one() {
     let store = fresh_store().await;
     let created: PromoCode = store
-        .insert(&new_code(
+        .insert_as_admin(&new_code(
             r#"{"code":"SAME01","owner":"o","discount_percentage":1,"expires_at":"2030-01-01T00:00:00Z"}"#,
         ))
         .await

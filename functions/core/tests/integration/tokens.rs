@@ -21,11 +21,7 @@ pub const EC_KID: &str = "ec-1";
 /// One RSA key per test binary: generating 2048-bit keys is the slow part.
 fn rsa_key(slot: usize) -> &'static rsa::RsaPrivateKey {
     static KEYS: OnceLock<Vec<rsa::RsaPrivateKey>> = OnceLock::new();
-    &KEYS.get_or_init(|| {
-        (0..2)
-            .map(|_| rsa::RsaPrivateKey::new(&mut OsRng, 2048).expect("rsa key"))
-            .collect()
-    })[slot]
+    &KEYS.get_or_init(|| (0..2).map(|_| rsa::RsaPrivateKey::new(&mut OsRng, 2048).expect("rsa key")).collect())[slot]
 }
 
 pub fn rsa_encoding_key(slot: usize) -> EncodingKey {
@@ -33,10 +29,7 @@ pub fn rsa_encoding_key(slot: usize) -> EncodingKey {
 }
 
 pub fn rsa_public_pem() -> String {
-    rsa_key(0)
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .expect("pem")
+    rsa_key(0).to_public_key().to_public_key_pem(LineEnding::LF).expect("pem")
 }
 
 pub fn new_ec_key() -> EncodingKey {
@@ -64,9 +57,7 @@ impl Issuer {
     pub async fn start() -> Issuer {
         let rsa = rsa_encoding_key(0);
         let ec = new_ec_key();
-        let set = JwkSet {
-            keys: vec![jwk(&rsa, Algorithm::RS256, RSA_KID), jwk(&ec, Algorithm::ES256, EC_KID)],
-        };
+        let set = JwkSet { keys: vec![jwk(&rsa, Algorithm::RS256, RSA_KID), jwk(&ec, Algorithm::ES256, EC_KID)] };
         let jwks = Arc::new(Mutex::new(serde_json::to_string(&set).expect("jwks json")));
         let fetches = Arc::new(AtomicUsize::new(0));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind jwks server");
@@ -94,13 +85,7 @@ impl Issuer {
                 });
             }
         });
-        Issuer {
-            rsa,
-            ec,
-            jwks_url,
-            jwks,
-            fetches,
-        }
+        Issuer { rsa, ec, jwks_url, jwks, fetches }
     }
 
     /// How many times the JWKS has been fetched.
