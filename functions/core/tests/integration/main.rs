@@ -5,5 +5,6 @@ mod api;
 mod auth;
 mod events;
 mod helpers;
+mod redeem;
 mod store;
 mod tokens;
