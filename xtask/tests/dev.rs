@@ -229,6 +229,17 @@ fn dev_serves_the_api_end_to_end_and_stops_cleanly_on_sigterm() {
     let theirs = api.send("POST", "/validations", &mallory, &[], Some(&json!({"code": "e2e-summer"})));
     assert_eq!(theirs.body, json!({"valid": false, "code": "E2E-SUMMER", "reason": "not_found"}));
 
+    // Redeem once per order, then read the audit trail.
+    let order = json!({"code": "E2E-SUMMER", "order_id": "order-1"});
+    let first = api.send("POST", "/redemptions", &alice, &[], Some(&order));
+    assert_eq!(first.status, 201, "{}", first.body);
+    let replay = api.send("POST", "/redemptions", &alice, &[], Some(&order));
+    assert_eq!((replay.status, &replay.body), (200, &first.body));
+    let trail = api.send("GET", "/promo-codes/E2E-SUMMER/events", &admin, &[], None);
+    let actions: Vec<&str> =
+        trail.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["created", "updated", "redeemed"]);
+
     // The gateway: an unknown route, a wrong method, a user on an admin route, no token.
     let unknown = api.send("GET", "/nowhere", &admin, &[], None);
     assert_eq!((unknown.status, unknown.body["error"]["code"].as_str()), (404, Some("not_found")));
