@@ -93,7 +93,14 @@ pub fn local_jwks() -> anyhow::Result<JwkSet> {
 /// The verifier's configuration for `cargo xtask dev`: each `AUTH_*` variable in the
 /// environment wins; a key source in the environment replaces the local issuer.
 pub fn auth_config(local: &LocalConfig, jwks_url: &str) -> anyhow::Result<AuthConfig> {
-    let env = |name: &str| std::env::var(name).ok();
+    auth_config_from(local, jwks_url, |name| std::env::var(name).ok())
+}
+
+fn auth_config_from(
+    local: &LocalConfig,
+    jwks_url: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<AuthConfig> {
     let key_from_env = env("AUTH_JWKS_URL").is_some() || env("AUTH_HS256_SECRET").is_some();
     let config = AuthConfig::from_lookup(|name| match name {
         "AUTH_ISSUER" => env(name).or_else(|| Some(local.auth.issuer.clone())),
@@ -134,4 +141,53 @@ pub fn sign_token(local: &LocalConfig, sub: &str, admin: bool, ttl_secs: u64) ->
         }
     };
     Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> LocalConfig {
+        LocalConfig {
+            port: 3000,
+            database: "promo_codes".into(),
+            auth: LocalAuth {
+                issuer: "local-iss".into(),
+                audience: "local-aud".into(),
+                admin_scope: "promo:admin".into(),
+            },
+        }
+    }
+
+    fn config(vars: &[(&str, &str)]) -> AuthConfig {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        auth_config_from(&local(), "http://127.0.0.1:3000/jwks", |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn local_yaml_and_the_local_issuer_apply_when_nothing_is_set() {
+        let c = config(&[]);
+        assert_eq!((c.issuer.as_str(), c.audience.as_str()), ("local-iss", "local-aud"));
+        assert!(matches!(c.keys, KeySource::JwksUrl(ref url) if url == "http://127.0.0.1:3000/jwks"));
+    }
+
+    #[test]
+    fn auth_variables_in_the_environment_win() {
+        let c = config(&[("AUTH_ISSUER", "https://idp/"), ("AUTH_ADMIN_SCOPE", "admin")]);
+        assert_eq!(
+            (c.issuer.as_str(), c.audience.as_str(), c.admin_scope.as_str()),
+            ("https://idp/", "local-aud", "admin")
+        );
+    }
+
+    #[test]
+    fn a_key_source_in_the_environment_replaces_the_local_issuer() {
+        let c = config(&[("AUTH_HS256_SECRET", "0123456789abcdef0123456789abcdef")]);
+        assert!(matches!(c.keys, KeySource::Hs256Secret(_)));
+        let c = config(&[("AUTH_JWKS_URL", "https://idp/jwks")]);
+        assert!(matches!(c.keys, KeySource::JwksUrl(ref url) if url == "https://idp/jwks"));
+    }
 }

@@ -6,10 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::expiry::format_timestamp;
+use super::list::parse_limit;
 use super::{Code, DomainError};
-
-const DEFAULT_LIMIT: u32 = 20;
-const MAX_LIMIT: u32 = 100;
 
 /// One recorded change: who (the token's `sub`), when, what.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,18 +83,7 @@ impl EventsQuery {
                 ));
             }
         }
-        let limit = match limit {
-            None => DEFAULT_LIMIT,
-            Some(v) => {
-                let n: i64 = v.parse().map_err(|_| {
-                    DomainError::malformed(Some("limit"), format!("limit must be an integer, got {v:?}"))
-                })?;
-                if !(1..=i64::from(MAX_LIMIT)).contains(&n) {
-                    return Err(DomainError::invalid("limit", format!("limit must be from 1 to {MAX_LIMIT}, got {n}")));
-                }
-                n as u32
-            }
-        };
+        let limit = parse_limit(limit)?;
         let after_id = cursor
             .map(|text| {
                 let bad = || DomainError::malformed(Some("cursor"), "cursor is not one this API issued for this code");

@@ -173,6 +173,18 @@ impl Filters {
     }
 }
 
+/// The `limit` query parameter of every paginated route: 1 to 100, default 20. Text that is not
+/// an integer is malformed (400); an integer out of range is invalid (422).
+pub(crate) fn parse_limit(value: Option<&str>) -> Result<u32, DomainError> {
+    let Some(v) = value else { return Ok(DEFAULT_LIMIT) };
+    let n: i64 =
+        v.parse().map_err(|_| DomainError::malformed(Some("limit"), format!("limit must be an integer, got {v:?}")))?;
+    if !(1..=i64::from(MAX_LIMIT)).contains(&n) {
+        return Err(DomainError::invalid("limit", format!("limit must be from 1 to {MAX_LIMIT}, got {n}")));
+    }
+    Ok(n as u32)
+}
+
 /// One page request of `GET /promo-codes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
@@ -238,18 +250,7 @@ impl ListQuery {
         }
 
         let sort = get("sort").map(SortOrder::parse).transpose()?.unwrap_or_default();
-        let limit = match get("limit") {
-            None => DEFAULT_LIMIT,
-            Some(v) => {
-                let n: i64 = v.parse().map_err(|_| {
-                    DomainError::malformed(Some("limit"), format!("limit must be an integer, got {v:?}"))
-                })?;
-                if !(1..=i64::from(MAX_LIMIT)).contains(&n) {
-                    return Err(DomainError::invalid("limit", format!("limit must be from 1 to {MAX_LIMIT}, got {n}")));
-                }
-                n as u32
-            }
-        };
+        let limit = parse_limit(get("limit"))?;
         let after = get("cursor").map(|c| Cursor::decode(c, sort, &filters)).transpose()?;
         Ok(ListQuery { filters, sort, limit, after })
     }
