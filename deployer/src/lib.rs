@@ -1,0 +1,8 @@
+//! The deployer: an environment file becomes a desired state, which is compared with what the
+//! AWS account holds (a pure diff: the plan), which is then applied in dependency order.
+//!
+//! Data flows one way: `config` (YAML) -> desired -> plan -> apply. State lives in AWS itself
+//! (deterministic names and tags), so there is no state file to lose or lock. So far the
+//! environment files and their schema are here; the SDK side comes next.
+
+pub mod config;
