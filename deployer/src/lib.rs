@@ -5,4 +5,10 @@
 //! (deterministic names and tags), so there is no state file to lose or lock. So far the
 //! environment files and their schema are here; the SDK side comes next.
 
+pub mod apply;
+pub mod aws;
 pub mod config;
+pub mod desired;
+pub mod observe;
+pub mod outputs;
+pub mod plan;

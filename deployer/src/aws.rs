@@ -1,0 +1,140 @@
+//! The AWS clients of one deployment, from the SDK's standard chain (`AWS_PROFILE`,
+//! `AWS_REGION`, credentials, `AWS_ENDPOINT_URL`), each counting the calls it makes.
+
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// Every AWS operation called, as `service:Operation`, in order.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<Mutex<Vec<String>>>);
+
+impl CallLog {
+    pub fn calls(&self) -> Vec<String> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Calls that change something: anything but Get*, List*, Describe*.
+    pub fn writes(&self) -> Vec<String> {
+        self.calls().into_iter().filter(|c| is_write(c)).collect()
+    }
+}
+
+pub fn is_write(call: &str) -> bool {
+    let operation = call.rsplit(':').next().unwrap_or(call);
+    !["Get", "List", "Describe"].iter().any(|p| operation.starts_with(p))
+}
+
+impl Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "CallLog"
+    }
+
+    // The operation's metadata is in the config bag once the operation has run (this is where
+    // the SDK's own metrics read it too); every operation passes here exactly once.
+    fn read_after_execution(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let call = match cfg.load::<Metadata>() {
+            Some(meta) => format!("{}:{}", meta.service(), meta.name()),
+            None => "unknown:Unknown".to_owned(),
+        };
+        if let Ok(mut calls) = self.0.lock() {
+            calls.push(call);
+        }
+        Ok(())
+    }
+}
+
+/// The clients a deployment uses.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub iam: aws_sdk_iam::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub region: String,
+    pub log: CallLog,
+}
+
+impl Clients {
+    /// Clients for `region` from the standard credential chain.
+    pub async fn new(region: &str) -> Clients {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_owned()))
+            .load()
+            .await;
+        Self::from_config(&config, region)
+    }
+
+    /// Clients for an emulator at `endpoint` with throwaway credentials (tests).
+    pub async fn for_emulator(region: &str, endpoint: &str) -> Clients {
+        let credentials = aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "emulator");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_owned()))
+            .endpoint_url(endpoint)
+            .credentials_provider(credentials)
+            .load()
+            .await;
+        Self::from_config(&config, region)
+    }
+
+    fn from_config(config: &aws_config::SdkConfig, region: &str) -> Clients {
+        let config = config.clone();
+        let log = CallLog::default();
+        Clients {
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&config).interceptor(log.clone()).build(),
+            ),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(&config).interceptor(log.clone()).build(),
+            ),
+            rds: aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(&config).interceptor(log.clone()).build(),
+            ),
+            apigateway: aws_sdk_apigateway::Client::from_conf(
+                aws_sdk_apigateway::config::Builder::from(&config).interceptor(log.clone()).build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&config).interceptor(log.clone()).build(),
+            ),
+            region: region.to_owned(),
+            log,
+        }
+    }
+}
+
+/// Why a deployment step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{what}: {message}")]
+    Aws { what: String, message: String },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Wraps an SDK error with what we were doing, keeping the service's own message.
+pub fn aws_error<E>(what: impl Into<String>) -> impl FnOnce(E) -> DeployError
+where
+    E: std::error::Error + 'static,
+{
+    let what = what.into();
+    move |error| {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        DeployError::Aws { what, message }
+    }
+}
