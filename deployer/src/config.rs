@@ -386,7 +386,10 @@ impl EnvironmentSpec {
     pub fn parse(path: &Path, text: &str) -> Result<EnvironmentSpec, ConfigError> {
         let spec: EnvironmentSpec = serde_yaml::from_str(text).map_err(|e| {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-            ConfigError::Invalid { path: path.to_owned(), line, column, message: e.to_string() }
+            // The path, line and column lead the message; serde_yaml repeats them at its end.
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            ConfigError::Invalid { path: path.to_owned(), line, column, message }
         })?;
         spec.check_rules().map_err(|message| ConfigError::Rule { path: path.to_owned(), message })?;
         Ok(spec)

@@ -33,13 +33,21 @@ impl Moto {
         let server = bin.join("moto_server");
         assert!(server.exists(), "{} is missing: run `cargo xtask test`, which installs it", server.display());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(server)
+        let mut command = Command::new(server);
+        command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe. The server dies with the test thread that started
+        // it, even if the test binary is killed before any destructor runs.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start moto_server");
         let url = format!("http://127.0.0.1:{port}");
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -1,9 +1,14 @@
 //! `cargo xtask`: the commands engineers and CI run. One file per command; this is the one match.
 
 mod build;
+mod deploy;
+mod destroy;
 mod dev;
+mod environment;
 mod gateway;
 mod local;
+mod outputs;
+mod plan;
 mod test;
 mod token;
 mod tools;
@@ -29,6 +34,14 @@ enum Command {
     Token(token::Args),
     /// Build every function as a Lambda zip and print its path, size and SHA-256.
     Build(build::Args),
+    /// Show what `deploy` would create, update or delete, changing nothing.
+    Plan(plan::Args),
+    /// Converge AWS to environments/<ENV>.yaml.
+    Deploy(deploy::Args),
+    /// Show what is deployed.
+    Outputs(outputs::Args),
+    /// Delete everything `deploy` made for an environment.
+    Destroy(destroy::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +50,10 @@ fn main() -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args),
         Command::Token(args) => token::run(args),
         Command::Build(args) => build::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::Outputs(args) => outputs::run(args),
+        Command::Destroy(args) => destroy::run(args),
     }
 }
 

@@ -40,6 +40,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .context("clippy found problems")?;
     }
 
+    // One architecture is enough to prove the zips build (arm64 takes the same path); the
+    // deployer's tests against moto upload these very zips.
+    step("cargo xtask build --arch x86_64");
+    let first = build::build(&sh, Arch::X86_64)?;
+    for a in &first {
+        println!("    {:<9} {:>9} bytes  sha256 {}", a.function, a.size, a.sha256);
+    }
     step("cargo test");
     let before = leftover_clusters();
     cmd!(sh, "cargo test --workspace --locked").run().context("tests failed")?;
@@ -50,12 +57,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     step("schemathesis: functions/openapi.yaml against the running local stack");
     schemathesis(&python_bin)?;
 
-    // One architecture is enough to prove the zips build; arm64 uses the same code path.
-    step("cargo xtask build --arch x86_64");
-    let first = build::build(&sh, Arch::X86_64)?;
-    for a in &first {
-        println!("    {:<9} {:>9} bytes  sha256 {}", a.function, a.size, a.sha256);
-    }
     step("checking that a rebuild from the same source gives the same zips");
     // Rewriting a source file with the same bytes makes cargo recompile every function.
     let lib = workspace_root().join("functions/core/src/lib.rs");

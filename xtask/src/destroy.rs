@@ -1,0 +1,31 @@
+//! `cargo xtask destroy --env <ENV> --yes`: deletes everything `deploy` made for that
+//! environment, and nothing else.
+
+use std::time::Instant;
+
+use crate::environment::{clients, load};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    pub env: String,
+    /// Always required: destroying deletes the database too.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let (env, spec) = load(&args.env)?;
+    if !args.yes {
+        anyhow::bail!("destroy deletes every resource of {env}, its database included: run it with --yes");
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let started = Instant::now();
+    let report = runtime.block_on(async {
+        let clients = clients(&spec).await;
+        let progress = |line: &str, took: std::time::Duration| eprintln!("  {line} ({:.1?})", took);
+        deployer::apply::destroy(&clients, &env, &spec, &progress).await
+    })?;
+    println!("Destroyed {env}: {} resources in {:.1?}.", report.plan.changes.len(), started.elapsed());
+    Ok(())
+}
