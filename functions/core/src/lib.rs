@@ -8,5 +8,6 @@ pub mod auth;
 pub mod domain;
 pub mod handlers;
 pub mod routes;
+pub mod secrets;
 pub mod startup;
 pub mod store;

@@ -3,7 +3,9 @@
 
 use std::str::FromStr;
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+use crate::secrets::{DbCredentials, SecretsClient};
 
 use crate::api::App;
 use crate::auth::{AuthConfig, Verifier};
@@ -14,8 +16,14 @@ use crate::store::{GuessLimit, Store, lambda_pool};
 pub enum StartupError {
     #[error("configuration error: {0}")]
     Auth(#[from] crate::auth::ConfigError),
-    #[error("configuration error: DATABASE_URL is not set")]
+    #[error("configuration error: set DATABASE_URL, or DB_SECRET_ARN with DB_HOST and DB_NAME")]
     NoDatabase,
+    #[error("configuration error: {0} is not set")]
+    Missing(&'static str),
+    #[error("configuration error: DB_SSL_MODE must be one of disable, allow, prefer, require, verify-ca, verify-full")]
+    BadSslMode,
+    #[error("configuration error: {0}")]
+    Secret(#[from] crate::secrets::SecretError),
     #[error("configuration error: DATABASE_URL is not a PostgreSQL URL")]
     BadDatabaseUrl,
     #[error("configuration error: {0} must be a whole number of at least 1")]
@@ -41,16 +49,68 @@ pub fn guess_limit_from_env() -> Result<GuessLimit, StartupError> {
     })
 }
 
-/// The database connection options from `DATABASE_URL`. The URL itself is never logged: it may
-/// hold a password.
+/// The database connection options. Locally: `DATABASE_URL`. In AWS: `DB_HOST`, `DB_NAME`,
+/// `DB_PORT` (default 5432) and `DB_SECRET_ARN`, the RDS-managed secret holding the user and
+/// password, read now from Secrets Manager; TLS is required (`DB_SSL_MODE` to override). No
+/// password is ever in a variable, and none is logged.
 pub fn database_options_from_env() -> Result<PgConnectOptions, StartupError> {
-    let url = std::env::var("DATABASE_URL").map_err(|_| StartupError::NoDatabase)?;
-    PgConnectOptions::from_str(&url).map_err(|_| StartupError::BadDatabaseUrl)
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return PgConnectOptions::from_str(&url).map_err(|_| StartupError::BadDatabaseUrl);
+    }
+    let Ok(secret_arn) = std::env::var("DB_SECRET_ARN") else {
+        return Err(StartupError::NoDatabase);
+    };
+    let var = |name: &'static str| std::env::var(name).map_err(|_| StartupError::Missing(name));
+    let host = var("DB_HOST")?;
+    let port = match std::env::var("DB_PORT") {
+        Ok(p) => p.parse::<u16>().map_err(|_| StartupError::BadNumber("DB_PORT"))?,
+        Err(_) => 5432,
+    };
+    let ssl_mode = std::env::var("DB_SSL_MODE").unwrap_or_else(|_| "require".into());
+    let ssl_mode = PgSslMode::from_str(&ssl_mode).map_err(|_| StartupError::BadSslMode)?;
+    let client = SecretsClient::from_env()?;
+    let credentials = DbCredentials::parse(&secret_arn, &client.secret_string(&secret_arn)?)?;
+    Ok(database_options(&host, port, &var("DB_NAME")?, &credentials, ssl_mode))
+}
+
+/// Connection options from the parts the deployer configures and the secret's credentials.
+pub fn database_options(
+    host: &str,
+    port: u16,
+    database: &str,
+    credentials: &DbCredentials,
+    ssl_mode: PgSslMode,
+) -> PgConnectOptions {
+    PgConnectOptions::new()
+        .host(host)
+        .port(port)
+        .database(database)
+        .username(&credentials.username)
+        .password(&credentials.password)
+        .ssl_mode(ssl_mode)
+}
+
+/// The token verifier's configuration; an HS256 key named by `AUTH_HS256_SECRET_ARN` is read
+/// from Secrets Manager now, so it never sits in the environment.
+pub fn auth_config_from_env() -> Result<AuthConfig, StartupError> {
+    let from_secret = match std::env::var("AUTH_HS256_SECRET_ARN") {
+        Ok(arn) => {
+            if std::env::var_os("AUTH_HS256_SECRET").is_some() {
+                return Err(StartupError::Auth(crate::auth::ConfigError::BothKeySources));
+            }
+            Some(SecretsClient::from_env()?.secret_string(&arn)?)
+        }
+        Err(_) => None,
+    };
+    Ok(AuthConfig::from_lookup(|name| match (name, &from_secret) {
+        ("AUTH_HS256_SECRET", Some(secret)) => Some(secret.clone()),
+        _ => std::env::var(name).ok(),
+    })?)
 }
 
 /// The application a function serves: its store (a lazy pool) and its verifier.
 pub fn app_from_env() -> Result<App, StartupError> {
-    let auth = AuthConfig::from_env()?;
+    let auth = auth_config_from_env()?;
     let pool = lambda_pool(database_options_from_env()?);
     Ok(App { store: Store::new(pool), verifier: Verifier::new(auth), guess_limit: guess_limit_from_env()? })
 }

@@ -46,5 +46,5 @@ fn a_short_secret_stops_the_function_without_printing_it() {
 fn a_missing_database_url_stops_the_function() {
     let (status, stderr) = start(&[("AUTH_ISSUER", "i"), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]);
     assert_eq!(status, 1);
-    assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
+    assert!(stderr.contains("set DATABASE_URL, or DB_SECRET_ARN"), "{stderr}");
 }
