@@ -50,7 +50,8 @@ impl Moto {
         let child = command.spawn().expect("start moto_server");
         let url = format!("http://127.0.0.1:{port}");
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: under a full test run on two cores, six of these start at once.
+        let deadline = Instant::now() + Duration::from_secs(90);
         while agent.get(format!("{url}/moto-api/")).call().is_err() {
             assert!(Instant::now() < deadline, "moto did not start");
             std::thread::sleep(Duration::from_millis(100));
