@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation};
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime, VpcConfig};
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LogFormat, LoggingConfig, Runtime, VpcConfig};
 use serde_json::Value;
 
 use crate::aws::{Clients, DeployError, aws_error};
@@ -450,6 +450,9 @@ impl Run<'_> {
             .set_security_group_ids(Some(prop_list(want, "security_group_ids")))
             .build();
         let architecture = Architecture::from(prop_str(want, "architecture"));
+        // JSON log lines for CloudWatch: Lambda then sets AWS_LAMBDA_LOG_FORMAT, which the
+        // functions' tracing follows. Not part of the diff: moto does not report it back.
+        let logging = LoggingConfig::builder().log_format(LogFormat::Json).build();
         let memory = want.props.get("memory_mb").and_then(Value::as_i64).unwrap_or(256) as i32;
         let timeout = want.props.get("timeout_seconds").and_then(Value::as_i64).unwrap_or(10) as i32;
         let changed = |field: &str| change.action == Action::Create || change.fields.iter().any(|f| f == field);
@@ -477,6 +480,7 @@ impl Run<'_> {
                     .memory_size(memory)
                     .timeout(timeout)
                     .environment(environment.clone())
+                    .logging_config(logging.clone())
                     .set_vpc_config(if subnets.is_empty() { None } else { Some(vpc.clone()) })
                     .code(code.clone())
                     .set_tags(Some(sdk_tags_map(want)))
@@ -518,6 +522,7 @@ impl Run<'_> {
                     .memory_size(memory)
                     .timeout(timeout)
                     .environment(environment)
+                    .logging_config(logging)
                     .vpc_config(vpc)
                     .send()
                     .await

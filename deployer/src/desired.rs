@@ -194,7 +194,6 @@ pub fn desired(env: &EnvName, spec: &EnvironmentSpec, artifacts: &Artifacts, fac
         env_vars.insert("DB_SECRET_ARN".into(), secret.clone());
         env_vars.insert("GUESS_LIMIT".into(), spec.guess_limit.max.to_string());
         env_vars.insert("GUESS_WINDOW_SECONDS".into(), spec.guess_limit.window_seconds.to_string());
-        env_vars.insert("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into());
         resources.push(Resource {
             kind: Kind::Function,
             name: names.function(function),

@@ -306,6 +306,7 @@ fn to_config(
         .set_memory_size(out.memory_size())
         .set_timeout(out.timeout())
         .set_environment(out.environment().cloned())
+        .set_logging_config(out.logging_config().cloned())
         .set_vpc_config(out.vpc_config().cloned())
         .set_code_sha256(out.code_sha256().map(str::to_owned))
         .build()
