@@ -103,11 +103,28 @@ fn zips(dir: &Path, salt: &str) -> BTreeMap<String, Zip> {
         .collect()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
+/// A directory for a test's stand-in zips, removed when the test ends.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("promo-deployer-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn quiet(_: &str, _: Duration) {}
