@@ -38,7 +38,6 @@ pub struct Zip {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub plan: Plan,
-    pub steps: Vec<(String, Duration)>,
     pub migrated: bool,
 }
 
@@ -52,12 +51,6 @@ pub async fn plan_deploy(
     let observed = observe(clients, env, spec).await?;
     let want = desired(env, spec, &artifacts(zips), &observed.facts);
     Ok((plan(&want, &observed.resources), observed))
-}
-
-/// Plans deleting everything the environment owns.
-pub async fn plan_destroy(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -> Result<Plan, DeployError> {
-    let observed = observe(clients, env, spec).await?;
-    Ok(plan(&[], &observed.resources))
 }
 
 fn artifacts(zips: &BTreeMap<String, Zip>) -> Artifacts {
@@ -180,6 +173,13 @@ fn sdk_tags_map(resource: &Resource) -> std::collections::HashMap<String, String
         .unwrap_or_default()
 }
 
+fn rds_tags(resource: &Resource) -> Vec<aws_sdk_rds::types::Tag> {
+    sdk_tags_map(resource)
+        .into_iter()
+        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
 fn prop_str<'r>(resource: &'r Resource, key: &str) -> &'r str {
     resource.props.get(key).and_then(Value::as_str).unwrap_or_default()
 }
@@ -202,7 +202,6 @@ impl Run<'_> {
         };
         let line = format!("{verb} {}", change.resource);
         (self.progress)(&line, took);
-        self.report.steps.push((line, took));
     }
 
     fn region(&self) -> &str {
@@ -245,10 +244,7 @@ impl Run<'_> {
         let rds = &self.clients.rds;
         let subnets = prop_list(want, "subnet_ids");
         if change.action == Action::Create {
-            let tags = sdk_tags_map(want)
-                .into_iter()
-                .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
-                .collect();
+            let tags = rds_tags(want);
             rds.create_db_subnet_group()
                 .db_subnet_group_name(&want.name)
                 .db_subnet_group_description(format!("{APP} {}", self.env))
@@ -278,10 +274,7 @@ impl Run<'_> {
             .build();
         let groups = prop_list(want, "security_group_ids");
         if change.action == Action::Create {
-            let tags = sdk_tags_map(want)
-                .into_iter()
-                .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
-                .collect();
+            let tags = rds_tags(want);
             rds.create_db_cluster()
                 .db_cluster_identifier(&want.name)
                 .engine("aurora-postgresql")
@@ -331,10 +324,7 @@ impl Run<'_> {
     }
 
     async fn rds_tag(&self, arn: &str, want: &Resource) -> Result<(), DeployError> {
-        let tags = sdk_tags_map(want)
-            .into_iter()
-            .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
-            .collect();
+        let tags = rds_tags(want);
         self.clients
             .rds
             .add_tags_to_resource()
@@ -350,10 +340,7 @@ impl Run<'_> {
         use aws_sdk_rds::client::Waiters;
         let rds = &self.clients.rds;
         if change.action == Action::Create {
-            let tags = sdk_tags_map(want)
-                .into_iter()
-                .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
-                .collect();
+            let tags = rds_tags(want);
             rds.create_db_instance()
                 .db_instance_identifier(&want.name)
                 .db_cluster_identifier(self.names.cluster())

@@ -119,8 +119,6 @@ pub fn desired(env: &EnvName, spec: &EnvironmentSpec, artifacts: &Artifacts, fac
     let names = Names::new(env);
     let tags = json!(tags(env, spec));
     let vpc = !spec.network.subnet_ids.is_empty();
-    let region = &spec.region;
-    let account = &facts.account_id;
     let secret = facts.db_secret_arn.clone().unwrap_or_else(|| UNKNOWN.into());
     let mut resources = Vec::new();
     let mut roles = Vec::new();
@@ -242,7 +240,6 @@ pub fn desired(env: &EnvName, spec: &EnvironmentSpec, artifacts: &Artifacts, fac
             ("tags", tags),
         ]),
     });
-    let _ = (region, account);
     resources
 }
 

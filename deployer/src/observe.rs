@@ -55,7 +55,7 @@ pub async fn observe(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
         roles(clients, env),
         database(clients, &names),
         functions(clients, &names),
-        api(clients, &names, &account_id),
+        api(clients, &names),
     );
     let (mut resources, (db_endpoint, db_secret_arn)) = database?;
     resources.extend(roles?);
@@ -313,7 +313,7 @@ fn to_config(
 }
 
 /// The REST API and its stages: routes, the functions that let it invoke them, throttling.
-async fn api(clients: &Clients, names: &Names, account: &str) -> Result<(Vec<Resource>, Option<String>), DeployError> {
+async fn api(clients: &Clients, names: &Names) -> Result<(Vec<Resource>, Option<String>), DeployError> {
     let mut api = None;
     let mut pages = clients.apigateway.get_rest_apis().into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -394,7 +394,6 @@ async fn api(clients: &Clients, names: &Names, account: &str) -> Result<(Vec<Res
             ],
         ));
     }
-    let _ = account;
     Ok((resources, Some(api_id)))
 }
 

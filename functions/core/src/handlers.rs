@@ -59,13 +59,12 @@ fn with_etag(mut response: Response<Body>, code: &PromoCode) -> Response<Body> {
 async fn create(app: &App, caller: &Caller, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
     let body = json_body(request)?;
     let mut new = NewPromoCode::from_json(body, api::now())?;
-    let generated = !has_field(body, "code");
     // A generated code has 60 bits of entropy; a collision is astronomically rare but costs
     // only a retry, so never answer 409 for a code the client did not choose.
     let mut attempts = 0;
     let created = loop {
         match app.store.insert(&new, &caller.sub).await {
-            Err(StoreError::Conflict { .. }) if generated && attempts < 3 => {
+            Err(StoreError::Conflict { .. }) if new.code_generated && attempts < 3 => {
                 attempts += 1;
                 new.code = Code::generate();
             }
@@ -77,10 +76,6 @@ async fn create(app: &App, caller: &Caller, request: &Request, request_id: &str)
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
-}
-
-fn has_field(body: &[u8], name: &str) -> bool {
-    serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(body).is_ok_and(|fields| fields.contains_key(name))
 }
 
 async fn get(app: &App, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {

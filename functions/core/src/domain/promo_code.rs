@@ -127,15 +127,17 @@ pub struct NewPromoCode {
     pub description: Option<Description>,
     pub active: bool,
     pub max_redemptions: Option<MaxRedemptions>,
+    /// The client sent no `code`: it was generated, and may be generated again on a collision.
+    pub code_generated: bool,
 }
 
 impl NewPromoCode {
     /// Parses a create body. `code` omitted: a fresh one is generated.
     pub fn from_json(body: &[u8], now: DateTime<Utc>) -> Result<NewPromoCode, DomainError> {
         let mut fields = parse_object(body)?;
-        let code = match fields.remove("code") {
-            Some(raw) => Code::parse(&string(&raw, "code")?)?,
-            None => Code::generate(),
+        let (code, code_generated) = match fields.remove("code") {
+            Some(raw) => (Code::parse(&string(&raw, "code")?)?, false),
+            None => (Code::generate(), true),
         };
         let owner = Owner::parse(&string(&required(&mut fields, "owner")?, "owner")?)?;
         let discount =
@@ -154,7 +156,7 @@ impl NewPromoCode {
             None => None,
         };
         refuse_leftovers(fields)?;
-        Ok(NewPromoCode { code, owner, discount, expires_at, description, active, max_redemptions })
+        Ok(NewPromoCode { code, owner, discount, expires_at, description, active, max_redemptions, code_generated })
     }
 }
 
@@ -281,6 +283,8 @@ mod tests {
     fn a_create_without_code_gets_a_generated_one() {
         let new = create(r#"{"owner":"u","discount_percentage":5,"expires_at":"2027-01-01T00:00:00Z"}"#).unwrap();
         assert_eq!(new.code.as_str().len(), 12);
+        assert!(new.code_generated);
+        assert!(!create(VALID).unwrap().code_generated);
     }
 
     #[test]
