@@ -21,6 +21,7 @@ use crate::desired::{
 };
 use crate::observe::{INLINE_POLICY, Observed, observe, permission_id, role_path};
 use crate::plan::{Action, Change, Plan, plan};
+use crate::release::{Move, release};
 
 const DB_WAIT: Duration = Duration::from_secs(45 * 60);
 const FUNCTION_WAIT: Duration = Duration::from_secs(5 * 60);
@@ -75,9 +76,12 @@ pub async fn deploy(
         facts: observed.facts.clone(),
         report: Report::default(),
         progress,
+        moves: Vec::new(),
+        release_id: release_id(),
     };
     run.report.plan = first_plan.clone();
     let mut database_created = false;
+    let migrate = run.names.function("migrate");
 
     for kind in
         [Kind::DbSubnetGroup, Kind::DbCluster, Kind::DbInstance, Kind::Role, Kind::Function, Kind::RestApi, Kind::Stage]
@@ -102,6 +106,18 @@ pub async fn deploy(
         if kind == Kind::DbInstance {
             run.refresh_database_facts().await?;
         }
+        if kind == Kind::Function {
+            // The migrations run before any alias moves, while the previous version still
+            // serves: they must keep working with it (expand now, contract in a later release).
+            if database_created || first_plan.touches(Kind::Function, &migrate).is_some() {
+                let started = Instant::now();
+                let applied = run.migrate().await?;
+                run.report.migrated = true;
+                (run.progress)(&format!("migrated the database: {applied}"), started.elapsed());
+            }
+            let moves = std::mem::take(&mut run.moves);
+            release(clients, &moves, &run.release_id, spec.release, progress).await?;
+        }
     }
 
     // Deletes last, dependents first.
@@ -111,15 +127,6 @@ pub async fn deploy(
         let started = Instant::now();
         run.delete(change).await?;
         run.step(change, started.elapsed());
-    }
-
-    let migrate = run.names.function("migrate");
-    let migrate_changed = first_plan.touches(Kind::Function, &migrate).is_some();
-    if database_created || migrate_changed {
-        let started = Instant::now();
-        run.migrate().await?;
-        run.report.migrated = true;
-        (run.progress)("migrated the database (invoked migrate)", started.elapsed());
     }
     Ok(run.report)
 }
@@ -143,6 +150,8 @@ pub async fn destroy(
         facts: observed.facts.clone(),
         report: Report::default(),
         progress,
+        moves: Vec::new(),
+        release_id: release_id(),
     };
     run.report.plan = plan.clone();
     for change in &plan.changes {
@@ -162,6 +171,17 @@ struct Run<'a> {
     facts: Facts,
     report: Report,
     progress: &'a dyn Fn(&str, Duration),
+    /// Aliases to move once the migrations ran.
+    moves: Vec<Move>,
+    /// Names this deploy's alias moves, so rollback can find them: the start time in ms.
+    release_id: String,
+}
+
+fn release_id() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis().to_string())
+        .unwrap_or_default()
 }
 
 fn sdk_tags_map(resource: &Resource) -> std::collections::HashMap<String, String> {
@@ -587,9 +607,20 @@ impl Run<'_> {
                 .version()
                 .unwrap_or_default()
                 .to_owned();
-            match lambda.update_alias().function_name(name).name(ALIAS).function_version(&version).send().await {
-                Ok(_) => {}
+            match lambda.get_alias().function_name(name).name(ALIAS).send().await {
+                Ok(alias) => {
+                    let current = alias.function_version().unwrap_or_default().to_owned();
+                    let to_move = Move { function: name.clone(), from: current, to: version };
+                    // migrate moves at once: the deploy itself invokes it next. The others move
+                    // after the migrations ran, through the canary when there is one.
+                    if crate_name == "migrate" {
+                        release(self.clients, &[to_move], &self.release_id, None, &|_, _| {}).await?;
+                    } else {
+                        self.moves.push(to_move);
+                    }
+                }
                 Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                    // A new function: nothing serves yet, so there is nothing to shift from.
                     lambda
                         .create_alias()
                         .function_name(name)
@@ -599,7 +630,7 @@ impl Run<'_> {
                         .await
                         .map_err(aws_error(format!("creating the live alias of {name}")))?;
                 }
-                Err(e) => return Err(aws_error(format!("moving the live alias of {name}"))(e)),
+                Err(e) => return Err(aws_error(format!("reading the live alias of {name}"))(e)),
             }
         }
         Ok(())
@@ -798,7 +829,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn migrate(&mut self) -> Result<(), DeployError> {
+    /// Invokes migrate through its alias; says which migration versions the database has.
+    async fn migrate(&mut self) -> Result<String, DeployError> {
         let function = self.names.function("migrate");
         let out = self
             .clients
@@ -814,7 +846,16 @@ impl Run<'_> {
             let payload = out.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned()).unwrap_or_default();
             return Err(DeployError::Refused(format!("migrate failed ({error}): {payload}")));
         }
-        Ok(())
+        let payload: Option<Value> = out.payload().and_then(|p| serde_json::from_slice(p.as_ref()).ok());
+        let applied = payload
+            .as_ref()
+            .and_then(|p| p.get("applied"))
+            .and_then(Value::as_array)
+            .map(|versions| versions.iter().map(Value::to_string).collect::<Vec<_>>().join(", "));
+        Ok(match applied {
+            Some(versions) => format!("migration versions {versions}"),
+            None => "invoked migrate (it reported no versions)".to_owned(),
+        })
     }
 
     async fn delete(&mut self, change: &Change) -> Result<(), DeployError> {

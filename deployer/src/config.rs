@@ -75,6 +75,81 @@ pub struct EnvironmentSpec {
     /// Guess protection of validate and redeem.
     #[serde(default)]
     pub guess_limit: GuessLimit,
+    /// How a new version takes over the `live` alias. None: all traffic moves at once.
+    #[serde(default)]
+    pub release: Option<Release>,
+}
+
+/// A canary release: `canary_percent` of each function's `live` traffic goes to the new version
+/// for `bake_seconds`, then all of it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    #[schemars(range(min = 1, max = 99))]
+    pub canary_percent: CanaryPercent,
+    #[schemars(range(min = 0, max = 3600))]
+    pub bake_seconds: BakeSeconds,
+}
+
+/// The share of traffic a canary gets: 1 to 99 percent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(try_from = "u32", into = "u32")]
+#[schemars(with = "u32")]
+pub struct CanaryPercent(u32);
+
+impl TryFrom<u32> for CanaryPercent {
+    type Error = String;
+
+    fn try_from(value: u32) -> Result<Self, String> {
+        if (1..=99).contains(&value) {
+            Ok(CanaryPercent(value))
+        } else {
+            Err(format!("canary_percent must be 1 to 99, got {value}"))
+        }
+    }
+}
+
+impl From<CanaryPercent> for u32 {
+    fn from(p: CanaryPercent) -> u32 {
+        p.0
+    }
+}
+
+impl CanaryPercent {
+    /// The alias routing weight: the share as a fraction of 1.
+    pub fn weight(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// How long a canary runs before all traffic moves: 0 to 3600 seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(try_from = "u32", into = "u32")]
+#[schemars(with = "u32")]
+pub struct BakeSeconds(u32);
+
+impl TryFrom<u32> for BakeSeconds {
+    type Error = String;
+
+    fn try_from(value: u32) -> Result<Self, String> {
+        if value <= 3600 { Ok(BakeSeconds(value)) } else { Err(format!("bake_seconds must be 0 to 3600, got {value}")) }
+    }
+}
+
+impl From<BakeSeconds> for u32 {
+    fn from(b: BakeSeconds) -> u32 {
+        b.0
+    }
+}
+
+impl BakeSeconds {
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.0))
+    }
 }
 
 /// A 12-digit AWS account id.

@@ -2,8 +2,9 @@
 //! AWS account holds (a pure diff: the plan), which is then applied in dependency order.
 //!
 //! Data flows one way: `config` (YAML) -> desired -> plan -> apply. State lives in AWS itself
-//! (deterministic names and tags), so there is no state file to lose or lock. So far the
-//! environment files and their schema are here; the SDK side comes next.
+//! (deterministic names and tags), so there is no state file to lose or lock.
+//! `promote` and `release` build on it: promotion deploys code fetched from another
+//! environment, releases move the `live` aliases (with an optional canary) and roll them back.
 
 pub mod apply;
 pub mod aws;
@@ -12,3 +13,5 @@ pub mod desired;
 pub mod observe;
 pub mod outputs;
 pub mod plan;
+pub mod promote;
+pub mod release;

@@ -283,7 +283,14 @@ async fn functions(clients: &Clients, names: &Names) -> Result<Vec<Resource>, De
                     .await
                     .map_err(aws_error(format!("reading the live version of {name}")))?;
                 let same = function_fields(&to_config(&published)) == function_fields(config);
-                if same { "current" } else { "stale" }
+                // A canary that never finished (an interrupted deploy) is not a finished release.
+                if canary_weights(&alias).is_some() {
+                    "canary"
+                } else if same {
+                    "current"
+                } else {
+                    "stale"
+                }
             }
             Err(e) if not_found(e.code()) => "missing",
             Err(e) => return Err(aws_error(format!("reading the alias of {name}"))(e)),
@@ -292,6 +299,15 @@ async fn functions(clients: &Clients, names: &Names) -> Result<Vec<Resource>, De
         resources.push(Resource { kind: Kind::Function, name, props });
     }
     Ok(resources)
+}
+
+/// The version a `live` alias sends a share of its traffic to, and that share, while a canary runs.
+pub fn canary_weights(alias: &aws_sdk_lambda::operation::get_alias::GetAliasOutput) -> Option<(String, f64)> {
+    alias
+        .routing_config()
+        .and_then(|r| r.additional_version_weights())
+        .and_then(|weights| weights.iter().next())
+        .map(|(version, weight)| (version.clone(), *weight))
 }
 
 /// GetFunctionConfiguration's output as a `FunctionConfiguration`, to compare like with like.

@@ -36,6 +36,8 @@ fn every_committed_environment_parses() {
     assert!(prod.protected);
     assert_eq!(prod.function_settings("migrate").timeout_seconds.get(), 120);
     assert_eq!(prod.function_settings("validate").timeout_seconds.get(), 10);
+    let release = prod.release.expect("prod releases through a canary");
+    assert_eq!((release.canary_percent.get(), release.bake_seconds.duration().as_secs()), (10, 300));
 }
 
 #[test]
@@ -65,6 +67,10 @@ fn a_value_out_of_range_names_the_field_and_the_range() {
     assert!(err.contains("functions.defaults"), "{err}");
     let err = error_with("min_capacity: 0", "min_capacity: 0.3");
     assert!(err.contains("steps of 0.5"), "{err}");
+    let err = error_with("auth:", "release:\n  canary_percent: 100\n  bake_seconds: 60\nauth:");
+    assert!(err.contains("canary_percent must be 1 to 99, got 100"), "{err}");
+    let line = line_of(&emulator_text(), "auth:") + 1;
+    assert!(err.starts_with(&format!("environments/broken.yaml:{line}:")), "{err}");
 }
 
 #[test]

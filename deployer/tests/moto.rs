@@ -14,6 +14,8 @@ use deployer::config::{EnvName, EnvironmentSpec};
 use deployer::desired::Kind;
 use deployer::outputs::outputs;
 use deployer::plan::Action;
+use deployer::promote::fetch_live_code;
+use deployer::release::rollback;
 use sha2::{Digest, Sha256};
 
 fn root() -> PathBuf {
@@ -30,13 +32,15 @@ impl Moto {
     fn start() -> Moto {
         let bin =
             std::env::var_os("PROMO_VENV_BIN").map(PathBuf::from).unwrap_or_else(|| root().join("target/venv/bin"));
-        let server = bin.join("moto_server");
-        assert!(server.exists(), "{} is missing: run `cargo xtask test`, which installs it", server.display());
+        // moto's server, plus the code download behind GetFunction's Code.Location that promote
+        // needs and moto lacks (tools/emulator.py says how).
+        let python = bin.join("python");
+        assert!(python.exists(), "{} is missing: run `cargo xtask test`, which installs it", python.display());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut command = Command::new(server);
+        let mut command = Command::new(python);
         command
+            .arg(root().join("tools/emulator.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         // SAFETY: prctl is async-signal-safe. The server dies with the test thread that started
@@ -47,7 +51,7 @@ impl Moto {
                 Ok(())
             });
         }
-        let child = command.spawn().expect("start moto_server");
+        let child = command.spawn().expect("start tools/emulator.py");
         let url = format!("http://127.0.0.1:{port}");
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         // Generous: under a full test run on two cores, six of these start at once.
@@ -56,12 +60,6 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        // Lambda invocations without Docker: moto answers them itself.
-        agent
-            .post(format!("{url}/moto-api/config"))
-            .header("Content-Type", "application/json")
-            .send(r#"{"lambda":{"use_docker":false}}"#)
-            .expect("configure moto");
         Moto { child, url }
     }
 }
@@ -335,4 +333,163 @@ async fn a_function_reads_its_database_credentials_from_the_rds_secret_not_from_
         matches!(&missing, promo_core::secrets::SecretError::Refused { message, .. } if message.contains("ResourceNotFound")),
         "{missing}"
     );
+}
+
+/// The code and configuration `live` serves for one function.
+async fn live_config(
+    clients: &Clients,
+    function: &str,
+) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+    clients.lambda.get_function_configuration().function_name(function).qualifier("live").send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_copies_the_exact_code_and_keeps_the_targets_own_configuration() {
+    let moto = Moto::start();
+    let (staging, staging_spec) = spec_named("staging");
+    let (prod, mut prod_spec) = spec_named("prod");
+    prod_spec.functions.defaults.memory_mb = 512.try_into().unwrap();
+    prod_spec.functions.defaults.env.insert("FEATURE_FLAGS".into(), "prod-only".into());
+    prod_spec.tags.insert("tier".into(), "production".into());
+    let dir = temp_dir("promote");
+    let staging_zips = zips(&dir, "-tested");
+    let clients = Clients::for_emulator(&staging_spec.region, &moto.url).await;
+    deploy(&clients, &staging, &staging_spec, &staging_zips, &quiet).await.unwrap();
+    deploy(&clients, &prod, &prod_spec, &zips(&dir, "-old"), &quiet).await.unwrap();
+
+    let fetched = fetch_live_code(&clients, &staging, &staging_spec, &prod_spec, &dir.join("fetched")).await.unwrap();
+    for (function, zip) in &fetched {
+        assert_eq!(zip.code_sha256, staging_zips[function].code_sha256, "{function}");
+        assert_eq!(std::fs::read(&zip.path).unwrap(), std::fs::read(&staging_zips[function].path).unwrap());
+    }
+    let report = deploy(&clients, &prod, &prod_spec, &fetched, &quiet).await.unwrap();
+    assert!(report.migrated, "new migrate code runs its migrations in the target");
+
+    let out = outputs(&clients, &prod, &prod_spec).await.unwrap();
+    for (function, zip) in &staging_zips {
+        assert_eq!(out["functions"][function]["code_sha256"], zip.code_sha256.as_str(), "{function}");
+        let name = format!("promo-codes-prod-{function}");
+        let live = live_config(&clients, &name).await;
+        assert_eq!(live.code_sha256(), Some(zip.code_sha256.as_str()), "{function}: same CodeSha256 as staging");
+        assert_eq!(live.memory_size(), Some(512), "{function}: prod's memory");
+        let vars = live.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+        assert_eq!(vars.get("FEATURE_FLAGS").map(String::as_str), Some("prod-only"), "{function}: prod's env");
+        assert!(vars.get("DB_HOST").is_some_and(|h| h.contains("promo-codes-prod")), "{function}: prod's database");
+        let arn = format!("arn:aws:lambda:us-east-1:123456789012:function:{name}");
+        let tags = clients.lambda.list_tags().resource(arn).send().await.unwrap();
+        let tags = tags.tags().cloned().unwrap_or_default();
+        assert_eq!(tags.get("env").map(String::as_str), Some("prod"), "{function}");
+        assert_eq!(tags.get("tier").map(String::as_str), Some("production"), "{function}");
+    }
+    let staging_live = live_config(&clients, "promo-codes-staging-list").await;
+    assert_eq!(staging_live.memory_size(), Some(256), "staging keeps its own configuration");
+    let (plan, _) = plan_deploy(&clients, &prod, &prod_spec, &fetched).await.unwrap();
+    assert!(plan.is_empty(), "promoting again changes nothing: {plan}");
+
+    // A source changed behind the deployer's back is not what was tested: refused.
+    clients
+        .lambda
+        .update_function_configuration()
+        .function_name("promo-codes-staging-list")
+        .memory_size(1024)
+        .send()
+        .await
+        .unwrap();
+    let refused = fetch_live_code(&clients, &staging, &staging_spec, &prod_spec, &dir.join("again")).await.unwrap_err();
+    assert!(refused.to_string().contains("differs from what staging was deployed as"), "{refused}");
+
+    // Code for another architecture cannot be promoted by copying it.
+    deploy(&clients, &staging, &staging_spec, &staging_zips, &quiet).await.unwrap();
+    let mut arm = prod_spec.clone();
+    arm.functions.defaults.architecture = deployer::config::Architecture::Arm64;
+    let refused = fetch_live_code(&clients, &staging, &staging_spec, &arm, &dir.join("arm")).await.unwrap_err();
+    assert!(refused.to_string().contains("cannot change its architecture"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_routes_its_share_to_the_new_version_then_moves_everything_after_the_migrations() {
+    let moto = Moto::start();
+    let (env, mut spec) = spec_named("emulator");
+    spec.release = Some(serde_yaml::from_str("{canary_percent: 10, bake_seconds: 3}").unwrap());
+    let dir = temp_dir("canary");
+    let clients = Clients::for_emulator(&spec.region, &moto.url).await;
+    deploy(&clients, &env, &spec, &zips(&dir, "-v1"), &quiet).await.unwrap();
+    let old = live_config(&clients, "promo-codes-emulator-validate").await.version().unwrap().to_owned();
+
+    let lines = std::sync::Mutex::new(Vec::<String>::new());
+    let progress = |line: &str, _: Duration| lines.lock().unwrap().push(line.to_owned());
+    let new_zips = zips(&dir, "-v2");
+    let watch = async {
+        // While the deploy bakes its canary, the alias still points at the old version and
+        // sends 10% to the new one.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let alias =
+                clients.lambda.get_alias().function_name("promo-codes-emulator-validate").name("live").send().await;
+            if let Some((version, weight)) = alias.as_ref().ok().and_then(deployer::observe::canary_weights) {
+                return (alias.unwrap().function_version().unwrap().to_owned(), version, weight);
+            }
+            assert!(Instant::now() < deadline, "no canary was seen");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (deployed, (primary, canary, weight)) =
+        tokio::join!(deploy(&clients, &env, &spec, &new_zips, &progress), watch);
+    deployed.unwrap();
+    assert_eq!(primary, old, "during the canary, live's main version is the old one");
+    assert_ne!(canary, old);
+    assert!((weight - 0.10).abs() < 1e-9, "{weight}");
+
+    let alias = clients.lambda.get_alias().function_name("promo-codes-emulator-validate").name("live").send().await;
+    let alias = alias.unwrap();
+    assert_eq!(alias.function_version(), Some(canary.as_str()), "after the bake, live is the new version");
+    assert_eq!(deployer::observe::canary_weights(&alias), None, "and the routing config is cleared");
+    let live = live_config(&clients, "promo-codes-emulator-validate").await;
+    assert_eq!(live.code_sha256(), Some(new_zips["validate"].code_sha256.as_str()));
+
+    let lines = lines.into_inner().unwrap();
+    let position = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix));
+    let migrated = position("migrated the database").expect("migrate ran");
+    let canary_line = position("canary: 10%").expect("the canary was announced");
+    assert!(migrated < canary_line, "the migrations run before any alias moves: {lines:#?}");
+    let (plan, _) = plan_deploy(&clients, &env, &spec, &new_zips).await.unwrap();
+    assert!(plan.is_empty(), "{plan}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_points_live_back_at_what_the_latest_release_replaced() {
+    let moto = Moto::start();
+    let (env, spec) = spec_named("emulator");
+    let dir = temp_dir("rollback");
+    let clients = Clients::for_emulator(&spec.region, &moto.url).await;
+    let v1 = zips(&dir, "-v1");
+    let v2 = zips(&dir, "-v2");
+    deploy(&clients, &env, &spec, &v1, &quiet).await.unwrap();
+    let refused = rollback(&clients, &env).await.unwrap_err();
+    assert!(refused.to_string().contains("nothing to roll back"), "a first deploy has nothing before it: {refused}");
+    deploy(&clients, &env, &spec, &v2, &quiet).await.unwrap();
+
+    let rollback_clients = Clients::for_emulator(&spec.region, &moto.url).await;
+    let rolled = rollback(&rollback_clients, &env).await.unwrap();
+    assert_eq!(rolled.len(), v1.len(), "{rolled:?}");
+    let writes = rollback_clients.log.writes();
+    assert_eq!(writes, vec!["Lambda:UpdateAlias"; v1.len()], "one call per function");
+    let out = outputs(&clients, &env, &spec).await.unwrap();
+    for (function, zip) in &v1 {
+        assert_eq!(out["functions"][function]["code_sha256"], zip.code_sha256.as_str(), "{function}");
+    }
+    let again = rollback(&clients, &env).await.unwrap_err();
+    assert!(again.to_string().contains("nothing to roll back"), "{again}");
+
+    // The next deploy moves forward again; a release that changed one function rolls back one.
+    deploy(&clients, &env, &spec, &v2, &quiet).await.unwrap();
+    let mut v3 = v2.clone();
+    v3.insert("list".into(), zips_with_salt(&dir, "list", "-v3"));
+    deploy(&clients, &env, &spec, &v3, &quiet).await.unwrap();
+    let rolled = rollback(&clients, &env).await.unwrap();
+    assert_eq!(rolled.iter().map(|r| r.function.as_str()).collect::<Vec<_>>(), ["promo-codes-emulator-list"]);
+    let out = outputs(&clients, &env, &spec).await.unwrap();
+    for (function, zip) in &v2 {
+        assert_eq!(out["functions"][function]["code_sha256"], zip.code_sha256.as_str(), "{function}");
+    }
 }

@@ -4,11 +4,14 @@ mod build;
 mod deploy;
 mod destroy;
 mod dev;
+mod emulator;
 mod environment;
 mod gateway;
 mod local;
 mod outputs;
 mod plan;
+mod promote;
+mod rollback;
 mod test;
 mod token;
 mod tools;
@@ -40,8 +43,14 @@ enum Command {
     Deploy(deploy::Args),
     /// Show what is deployed.
     Outputs(outputs::Args),
+    /// Deploy to one environment exactly the code running in another.
+    Promote(promote::Args),
+    /// Point `live` back at what the latest release moved it from.
+    Rollback(rollback::Args),
     /// Delete everything `deploy` made for an environment.
     Destroy(destroy::Args),
+    /// Run the AWS emulator (moto) on loopback, for deploys without an AWS account.
+    Emulator(emulator::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,7 +62,10 @@ fn main() -> anyhow::Result<()> {
         Command::Plan(args) => plan::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Outputs(args) => outputs::run(args),
+        Command::Promote(args) => promote::run(args),
+        Command::Rollback(args) => rollback::run(args),
         Command::Destroy(args) => destroy::run(args),
+        Command::Emulator(args) => emulator::run(args),
     }
 }
 

@@ -1,0 +1,28 @@
+//! `cargo xtask emulator [--port 5000]`: the AWS emulator the deployer's tests use (moto's
+//! server from the pinned venv, plus Lambda's code download: see tools/emulator.py), in the
+//! foreground, for trying deploy, promote and rollback without an AWS account.
+
+use anyhow::Context;
+use xshell::{Shell, cmd};
+
+use crate::tools::python_tools;
+use crate::workspace_root;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    let bin = python_tools(&sh)?;
+    std::net::TcpListener::bind(("127.0.0.1", args.port))
+        .with_context(|| format!("port {} is busy: pick another with --port", args.port))?;
+    let python = bin.join("python");
+    let script = workspace_root().join("tools/emulator.py");
+    let port = args.port.to_string();
+    println!("AWS_ENDPOINT_URL=http://127.0.0.1:{port} (environments/emulator.yaml deploys here; Ctrl-C stops it)");
+    cmd!(sh, "{python} {script} -H 127.0.0.1 -p {port}").quiet().run()?;
+    Ok(())
+}
