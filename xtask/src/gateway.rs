@@ -58,7 +58,7 @@ pub async fn serve(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<
 }
 
 /// The REST (v1) proxy event for a request, as API Gateway builds it.
-fn rest_event(
+pub fn rest_event(
     parts: &hyper::http::request::Parts,
     resource: &str,
     params: &[(&str, String)],

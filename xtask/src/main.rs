@@ -1,5 +1,6 @@
 //! `cargo xtask`: the commands engineers and CI run. One file per command; this is the one match.
 
+mod bench;
 mod build;
 mod deploy;
 mod destroy;
@@ -49,6 +50,8 @@ enum Command {
     Rollback(rollback::Args),
     /// Delete everything `deploy` made for an environment.
     Destroy(destroy::Args),
+    /// Measure validate, list, cold starts and the deployer; write target/bench/report.md.
+    Bench(bench::Args),
     /// Run the AWS emulator (moto) on loopback, for deploys without an AWS account.
     Emulator(emulator::Args),
 }
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Promote(args) => promote::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Destroy(args) => destroy::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Emulator(args) => emulator::run(args),
     }
 }

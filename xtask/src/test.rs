@@ -62,6 +62,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     step("schemathesis: functions/openapi.yaml against the running local stack");
     schemathesis(&python_bin)?;
 
+    step("cargo xtask bench --quick: every benchmark on tiny sizes, so none of them rots");
+    crate::bench::run(crate::bench::Args { quick: true }).context("the quick bench failed")?;
+
     step("checking that a rebuild from the same source gives the same zips");
     // Rewriting a source file with the same bytes makes cargo recompile every function.
     let lib = workspace_root().join("functions/core/src/lib.rs");

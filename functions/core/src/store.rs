@@ -510,12 +510,19 @@ impl Store {
         let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM promo_codes"));
         push_list_conditions(&mut sql, query, now)?;
         let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        page(query, rows)
+    }
 
-        let limit = query.limit() as usize;
-        let has_more = rows.len() > limit;
-        let data = rows.into_iter().take(limit).map(PromoCode::try_from).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if has_more { data.last().map(|last| query.cursor_after(last)) } else { None };
-        Ok(Page { data, next_cursor })
+    /// The same page as [`Store::list`] would give after `offset` rows, fetched the way keyset
+    /// pagination avoids: with OFFSET, which reads and discards every row before the page. For
+    /// the benchmark's comparison, and for reaching a deep page's cursor without paging to it.
+    /// The query must carry no cursor.
+    pub async fn list_offset(&self, query: &ListQuery, offset: u64, now: DateTime<Utc>) -> Result<Page, StoreError> {
+        let mut sql = QueryBuilder::new(format!("SELECT {COLUMNS} FROM promo_codes"));
+        push_list_conditions(&mut sql, query, now)?;
+        sql.push(" OFFSET ").push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        page(query, rows)
     }
 
     /// PostgreSQL's plan for [`Store::list`] with this query: for checking that each sort is
@@ -526,6 +533,15 @@ impl Store {
         let lines: Vec<String> = sql.build_query_scalar().fetch_all(&self.pool).await?;
         Ok(lines.join("\n"))
     }
+}
+
+/// A page from up to `limit + 1` rows: the extra row only says that another page follows.
+fn page(query: &ListQuery, rows: Vec<Row>) -> Result<Page, StoreError> {
+    let limit = query.limit() as usize;
+    let has_more = rows.len() > limit;
+    let data = rows.into_iter().take(limit).map(PromoCode::try_from).collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if has_more { data.last().map(|last| query.cursor_after(last)) } else { None };
+    Ok(Page { data, next_cursor })
 }
 
 fn sort_column(key: SortKey) -> &'static str {

@@ -1,0 +1,266 @@
+//! The bench's report: a table for the terminal, `target/bench/report.md`, and two SVG charts
+//! (validate against pgbench, list depth against OFFSET) drawn with plotters.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::stats::ms;
+use super::{Sizes, cold, list, noop_deploy, validate};
+
+pub struct Report {
+    pub sizes: Sizes,
+    pub validate: Vec<validate::Level>,
+    pub list: Vec<list::Row>,
+    pub cold: Vec<cold::Row>,
+    pub noop: noop_deploy::NoOp,
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+impl Report {
+    /// The results as Markdown tables (readable as plain text too), with the goals checked.
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let s = &self.sizes;
+        let _ = writeln!(
+            t,
+            "\n## validate: full handler path vs `pgbench -S` ({} codes, {} s per level)\n",
+            s.codes, s.seconds
+        );
+        let _ = writeln!(
+            t,
+            "| connections | validate req/s | p50 ms | p99 ms | pgbench -S tps | p50 ms | p99 ms | ratio |"
+        );
+        let _ = writeln!(t, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for l in &self.validate {
+            let _ = writeln!(
+                t,
+                "| {} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0}% |",
+                l.concurrency,
+                l.rps,
+                ms(l.latencies.p50()),
+                ms(l.latencies.p99()),
+                l.pgbench_tps,
+                ms(l.pgbench.p50()),
+                ms(l.pgbench.p99()),
+                100.0 * l.rps / l.pgbench_tps.max(1.0)
+            );
+        }
+        let _ = writeln!(
+            t,
+            "\n## list: a page of {} by keyset (list handler) vs the same page by OFFSET (SQL only), {} codes\n",
+            super::PAGE,
+            s.codes
+        );
+        let _ = writeln!(t, "| sort | page depth | keyset p50 ms | keyset p99 ms | OFFSET p50 ms | OFFSET p99 ms |");
+        let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|");
+        for r in &self.list {
+            let _ = writeln!(
+                t,
+                "| `{}` | {} | {} | {} | {} | {} |",
+                r.sort,
+                r.depth,
+                ms(r.keyset.p50()),
+                ms(r.keyset.p99()),
+                ms(r.offset.p50()),
+                ms(r.offset.p99())
+            );
+        }
+        let _ = writeln!(t, "\n## cold start of the release bootstraps (p50 of {} starts each)\n", s.cold_reps);
+        let _ = writeln!(t, "| function | zip MB | init ms | first response, no db ms | first response, with db ms |");
+        let _ = writeln!(t, "|---|---:|---:|---:|---:|");
+        for c in &self.cold {
+            let _ = writeln!(
+                t,
+                "| {} | {:.2} | {} | {} | {} |",
+                c.function,
+                c.zip_bytes as f64 / 1_000_000.0,
+                ms(c.init.p50()),
+                c.first_without_db.as_ref().map(|l| ms(l.p50())).unwrap_or_else(|| "-".into()),
+                ms(c.first_with_db.p50())
+            );
+        }
+        let n = &self.noop;
+        let _ = writeln!(t, "\n## deployer against the emulator\n");
+        let _ = writeln!(
+            t,
+            "first deploy {:.2} s; no-op deploy p50 {} ms (max {} ms of {}), {} AWS calls, {} writes\n",
+            n.first.as_secs_f64(),
+            ms(n.wall.p50()),
+            ms(n.wall.percentile(100.0)),
+            n.wall.len(),
+            n.calls,
+            n.writes
+        );
+        t.push_str(&self.goals());
+        t
+    }
+
+    fn goals(&self) -> String {
+        let mut t = String::from("## goals\n\n");
+        let worst_ratio = self.validate.iter().map(|l| l.rps / l.pgbench_tps.max(1.0)).fold(f64::INFINITY, f64::min);
+        let _ = writeln!(
+            t,
+            "- validate >= 50% of pgbench -S at every level: {} (lowest {:.0}%)",
+            mark(worst_ratio >= 0.5),
+            worst_ratio * 100.0
+        );
+        let worst_p99 = self.list.iter().map(|r| r.keyset.p99()).max().unwrap_or_default();
+        let _ = writeln!(
+            t,
+            "- list p99 under 10 ms at every depth: {} (worst {} ms)",
+            mark(worst_p99.as_millis() < 10),
+            ms(worst_p99)
+        );
+        let flat = self.list.chunks(self.sizes.depths.len()).all(|rows| {
+            let first = rows.first().map(|r| r.keyset.p50()).unwrap_or_default();
+            rows.iter().all(|r| r.keyset.p50() <= first * 2 + std::time::Duration::from_micros(200))
+        });
+        let _ = writeln!(t, "- list flat with depth (deepest p50 within 2x of the first page's): {}", mark(flat));
+        let worst_init = self.cold.iter().map(|c| c.init.p50()).max().unwrap_or_default();
+        let _ =
+            writeln!(t, "- init under 20 ms: {} (slowest {} ms)", mark(worst_init.as_millis() < 20), ms(worst_init));
+        let biggest = self.cold.iter().map(|c| c.zip_bytes).max().unwrap_or_default();
+        let _ = writeln!(
+            t,
+            "- zips under 5 MB: {} (largest {:.2} MB)",
+            mark(biggest < 5_000_000),
+            biggest as f64 / 1_000_000.0
+        );
+        let n = &self.noop;
+        let _ = writeln!(
+            t,
+            "- no-op deploy under 2 s with zero writes: {} ({} ms, {} writes)",
+            mark(n.wall.percentile(100.0).as_secs_f64() < 2.0 && n.writes == 0),
+            ms(n.wall.p50()),
+            n.writes
+        );
+        t
+    }
+
+    /// Writes report.md and its charts into `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        self.validate_chart(&dir.join("validate.svg"))?;
+        self.list_chart(&dir.join("list.svg"))?;
+        let mut md = String::from("# promo-codes benchmark\n\n");
+        let _ = writeln!(
+            md,
+            "Command: `cargo xtask bench{}`. {}\n",
+            if self.sizes.quick { " --quick" } else { "" },
+            machine()
+        );
+        if self.sizes.quick {
+            md.push_str("**Quick run: tiny sizes, the numbers mean nothing.**\n\n");
+        }
+        md.push_str("Every figure comes from this run, on this machine; the validate and list servers, the\n");
+        md.push_str("client and pgbench share its cores, so the machine's limit is pgbench's column.\n\n");
+        md.push_str("![validate vs pgbench](validate.svg)\n\n![list p99 by depth](list.svg)\n");
+        md.push_str(&self.table());
+        std::fs::write(dir.join("report.md"), md)?;
+        Ok(())
+    }
+
+    fn validate_chart(&self, path: &Path) -> anyhow::Result<()> {
+        let top = self.validate.iter().map(|l| l.rps.max(l.pgbench_tps)).fold(1.0, f64::max) * 1.15;
+        let n = self.validate.len();
+        let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("validate: requests/s vs pgbench -S (same server, same connections)", ("sans-serif", 18))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..(n as f64 - 0.5).max(0.5), 0f64..top)
+            .map_err(chart_error)?;
+        let levels: Vec<usize> = self.validate.iter().map(|l| l.concurrency).collect();
+        chart
+            .configure_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                levels.get(x.round() as usize).map(|c| format!("{c} connections")).unwrap_or_default()
+            })
+            .y_desc("per second")
+            .draw()
+            .map_err(chart_error)?;
+        let series = [
+            ("validate handler", self.validate.iter().map(|l| l.rps).collect::<Vec<_>>(), BLUE),
+            ("pgbench -S", self.validate.iter().map(|l| l.pgbench_tps).collect(), RED),
+        ];
+        for (name, values, color) in series {
+            let points: Vec<(f64, f64)> = values.into_iter().enumerate().map(|(i, v)| (i as f64, v)).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(chart_error)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled()))).map_err(chart_error)?;
+        }
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+        Ok(())
+    }
+
+    fn list_chart(&self, path: &Path) -> anyhow::Result<()> {
+        let depths = &self.sizes.depths;
+        let worst = |depth: u64, pick: &dyn Fn(&list::Row) -> std::time::Duration| {
+            self.list.iter().filter(|r| r.depth == depth).map(pick).max().unwrap_or_default().as_secs_f64() * 1000.0
+        };
+        let keyset: Vec<f64> = depths.iter().map(|&d| worst(d, &|r| r.keyset.p99())).collect();
+        let offset: Vec<f64> = depths.iter().map(|&d| worst(d, &|r| r.offset.p99())).collect();
+        let top = keyset.iter().chain(&offset).copied().fold(1.0, f64::max) * 1.15;
+        let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("list: p99 of a page by depth, worst sort (keyset vs OFFSET)", ("sans-serif", 18))
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..(depths.len() as f64 - 0.5).max(0.5), 0f64..top)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(depths.len())
+            .x_label_formatter(&|x| depths.get(x.round() as usize).map(|d| format!("page {d}")).unwrap_or_default())
+            .y_desc("p99 ms")
+            .draw()
+            .map_err(chart_error)?;
+        for (name, values, color) in [("keyset (list handler)", keyset, BLUE), ("OFFSET (SQL only)", offset, RED)] {
+            let points: Vec<(f64, f64)> = values.into_iter().enumerate().map(|(i, v)| (i as f64, v)).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(chart_error)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled()))).map_err(chart_error)?;
+        }
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+        Ok(())
+    }
+}
+
+fn chart_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing a chart: {e:?}")
+}
+
+/// The machine the numbers come from.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let postgres = ephemeral_pg::find_binaries()
+        .ok()
+        .and_then(|b| std::process::Command::new(b.postgres).arg("--version").output().ok())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("Machine: {cores} cores ({cpu}), {postgres}, {}.", chrono::Utc::now().format("%Y-%m-%d"))
+}
