@@ -114,19 +114,30 @@ pub fn proxy_event(
     Ok(crate::gateway::rest_event(&parts, resource, params, body.as_bytes(), &request_id).to_string())
 }
 
-/// The environment of every function instance: the database and the local issuer, as
-/// `cargo xtask dev` configures them.
-fn function_env(cluster: &ephemeral_pg::Cluster, local: &LocalConfig, jwks_url: &str) -> HashMap<String, String> {
-    [
+/// The environment of every function instance: the database and the issuer `cargo xtask dev`
+/// uses (the local ES256 issuer, or `AUTH_HS256_SECRET` when that is set, as for dev).
+fn function_env(
+    cluster: &ephemeral_pg::Cluster,
+    local: &LocalConfig,
+    jwks_url: &str,
+) -> anyhow::Result<HashMap<String, String>> {
+    let auth = crate::local::auth_config(local, jwks_url)?;
+    let key = match auth.keys {
+        promo_core::auth::KeySource::JwksUrl(url) => ("AUTH_JWKS_URL", url),
+        promo_core::auth::KeySource::Hs256Secret(secret) => {
+            ("AUTH_HS256_SECRET", String::from_utf8(secret).context("AUTH_HS256_SECRET is not UTF-8")?)
+        }
+    };
+    Ok([
         ("DATABASE_URL", cluster.url(data::DATABASE)),
-        ("AUTH_JWKS_URL", jwks_url.to_owned()),
-        ("AUTH_ISSUER", local.auth.issuer.clone()),
-        ("AUTH_AUDIENCE", local.auth.audience.clone()),
-        ("AUTH_ADMIN_SCOPE", local.auth.admin_scope.clone()),
+        key,
+        ("AUTH_ISSUER", auth.issuer),
+        ("AUTH_AUDIENCE", auth.audience),
+        ("AUTH_ADMIN_SCOPE", auth.admin_scope),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    .collect())
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -151,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = runtime.block_on(async {
         let database = data::load(&cluster, sizes.codes).await.context("loading the benchmark data")?;
         let jwks = data::JwksServer::start().await?;
-        let env = function_env(&cluster, &local, &jwks.url);
+        let env = function_env(&cluster, &local, &jwks.url)?;
         let bootstrap = |function: &str| -> anyhow::Result<PathBuf> {
             let artifact = artifacts.iter().find(|a| a.function == function).context("no zip for a function")?;
             runtime::unpack(&artifact.zip, &out_dir.join("functions").join(function))

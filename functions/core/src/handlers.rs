@@ -140,10 +140,13 @@ enum Validation<'a> {
 async fn validate(app: &App, caller: &Caller, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
     let fields = json_fields(json_body(request)?, &["code"])?;
     let code = code_field(&fields)?;
-    refuse_guessers(app, caller).await?;
-    // One indexed lookup by (code, owner) whether the code is unknown or someone else's: the
-    // answer and the work done are the same, so neither tells that a foreign code exists.
-    let found = app.store.find_owned(&code, &caller.sub).await?;
+    // One round trip: the caller's guess count and one indexed lookup by (code, owner), the
+    // same whether the code is unknown or someone else's, so neither tells that a foreign
+    // code exists.
+    let found = match app.store.find_owned_unless_guessing(&code, &caller.sub, &app.guess_limit).await? {
+        Ok(found) => found,
+        Err(wait) => return Err(ApiError::rate_limited(wait)),
+    };
     let invalid = |reason| Validation::Invalid { valid: false, code: code.as_str(), reason };
     let answer = match &found {
         None => {

@@ -480,13 +480,39 @@ impl Store {
         .bind(limit.window.as_secs_f64())
         .fetch_one(&self.pool)
         .await?;
-        if count < i64::from(limit.max) {
-            return Ok(None);
+        Ok(guess_wait(count, oldest, limit))
+    }
+
+    /// [`Store::guess_wait`] and [`Store::find_owned`] in one round trip, for validate: the
+    /// wait when `owner` is guessing too much (then the code is not looked at), else the code.
+    pub async fn find_owned_unless_guessing(
+        &self,
+        code: &Code,
+        owner: &Owner,
+        limit: &GuessLimit,
+    ) -> Result<Result<Option<PromoCode>, Duration>, StoreError> {
+        use sqlx::{FromRow, Row as _};
+        let sql = format!(
+            "SELECT g.guesses, g.oldest_guess, {COLUMNS} FROM \
+                 (SELECT count(*) AS guesses, min(at) AS oldest_guess FROM guess_failures \
+                  WHERE caller = $2 AND at > clock_timestamp() - make_interval(secs => $3)) AS g \
+             LEFT JOIN promo_codes ON code = $1 AND owner = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(code.as_str())
+            .bind(owner.as_str())
+            .bind(limit.window.as_secs_f64())
+            .fetch_one(&self.pool)
+            .await?;
+        if let Some(wait) = guess_wait(row.try_get("guesses")?, row.try_get("oldest_guess")?, limit) {
+            return Ok(Err(wait));
         }
-        // The window slides: the caller may guess again once the oldest counted guess leaves it.
-        let frees_at = oldest.unwrap_or_else(Utc::now) + chrono::Duration::from_std(limit.window).unwrap_or_default();
-        let wait = (frees_at - Utc::now()).to_std().unwrap_or_default();
-        Ok(Some(wait.max(Duration::from_secs(1))))
+        // The LEFT JOIN found no code: every column of promo_codes is NULL.
+        let found: Option<String> = row.try_get("code")?;
+        match found {
+            Some(_) => Ok(Ok(Some(PromoCode::try_from(Row::from_row(&row)?)?))),
+            None => Ok(Ok(None)),
+        }
     }
 
     /// Counts one `not_found` answer against `caller`, and forgets their guesses that have
@@ -533,6 +559,17 @@ impl Store {
         let lines: Vec<String> = sql.build_query_scalar().fetch_all(&self.pool).await?;
         Ok(lines.join("\n"))
     }
+}
+
+/// The wait of a caller with `count` guesses in the window, the oldest at `oldest`.
+fn guess_wait(count: i64, oldest: Option<DateTime<Utc>>, limit: &GuessLimit) -> Option<Duration> {
+    if count < i64::from(limit.max) {
+        return None;
+    }
+    // The window slides: the caller may guess again once the oldest counted guess leaves it.
+    let frees_at = oldest.unwrap_or_else(Utc::now) + chrono::Duration::from_std(limit.window).unwrap_or_default();
+    let wait = (frees_at - Utc::now()).to_std().unwrap_or_default();
+    Some(wait.max(Duration::from_secs(1)))
 }
 
 /// A page from up to `limit + 1` rows: the extra row only says that another page follows.

@@ -33,17 +33,19 @@ impl Report {
         );
         let _ = writeln!(
             t,
-            "| connections | validate req/s | p50 ms | p99 ms | pgbench -S tps | p50 ms | p99 ms | ratio |"
+            "| instances = connections | validate req/s | p50 ms | p99 ms | 401 floor req/s | floor p50 ms | pgbench -S tps | p50 ms | p99 ms | ratio |"
         );
-        let _ = writeln!(t, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(t, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for l in &self.validate {
             let _ = writeln!(
                 t,
-                "| {} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0}% |",
+                "| {} | {:.0} | {} | {} | {:.0} | {} | {:.0} | {} | {} | {:.0}% |",
                 l.concurrency,
                 l.rps,
                 ms(l.latencies.p50()),
                 ms(l.latencies.p99()),
+                l.floor_rps,
+                ms(l.floor.p50()),
                 l.pgbench_tps,
                 ms(l.pgbench.p50()),
                 ms(l.pgbench.p99()),

@@ -19,6 +19,10 @@ pub struct Level {
     pub concurrency: usize,
     pub rps: f64,
     pub latencies: Latencies,
+    /// The same instances answering 401 to a request without a token: the cost of the runtime
+    /// loop, the event and the response alone (no signature check, no database).
+    pub floor_rps: f64,
+    pub floor: Latencies,
     pub pgbench_tps: f64,
     pub pgbench: Latencies,
 }
@@ -46,26 +50,28 @@ pub async fn run(
 
     let mut levels = Vec::new();
     for &concurrency in &sizes.concurrency {
-        let (rps, latencies) = handler_level(bootstrap, env, tokens, sizes, concurrency).await?;
+        let (rps, latencies) = handler_level(bootstrap, env, Some(&tokens.user), sizes, concurrency).await?;
+        let (floor_rps, floor) = handler_level(bootstrap, env, None, sizes, concurrency).await?;
         let (pgbench_tps, pg) = pgbench_level(&pgbench, &pg_url, concurrency, sizes.seconds, out_dir).await?;
         println!(
-            "    c={concurrency:<3} validate {rps:>8.0} rps p50 {} p99 {} ms | pgbench -S {pgbench_tps:>8.0} tps p50 {} p99 {} ms",
+            "    c={concurrency:<3} validate {rps:>6.0} rps p50 {} p99 {} ms | floor {floor_rps:>6.0} rps | pgbench -S {pgbench_tps:>6.0} tps p50 {} p99 {} ms",
             super::stats::ms(latencies.p50()),
             super::stats::ms(latencies.p99()),
             super::stats::ms(pg.p50()),
             super::stats::ms(pg.p99()),
         );
-        levels.push(Level { concurrency, rps, latencies, pgbench_tps, pgbench: pg });
+        levels.push(Level { concurrency, rps, latencies, floor_rps, floor, pgbench_tps, pgbench: pg });
     }
     Ok(levels)
 }
 
 /// `concurrency` instances of the release validate function, as many callers, for the
-/// configured time: requests per second and the latency each caller saw.
+/// configured time: requests per second and the latency each caller saw. Without a token, each
+/// request is answered 401 before any signature check or query.
 async fn handler_level(
     bootstrap: &Path,
     env: &HashMap<String, String>,
-    tokens: &Tokens,
+    token: Option<&str>,
     sizes: &Sizes,
     concurrency: usize,
 ) -> anyhow::Result<(f64, Latencies)> {
@@ -74,13 +80,13 @@ async fn handler_level(
     for _ in 0..concurrency {
         instances.push(runtime.spawn(bootstrap, env)?);
     }
-    let token: Arc<str> = tokens.user.as_str().into();
+    let token: Option<Arc<str>> = token.map(Into::into);
     let codes = sizes.codes;
     // Warm up every instance: init, the JWKS fetch, its database connection.
     let mut warm = tokio::task::JoinSet::new();
     for _ in 0..concurrency * 3 {
         let (runtime, token) = (runtime.clone(), token.clone());
-        warm.spawn(async move { one(&runtime, &token, codes).await });
+        warm.spawn(async move { one(&runtime, token.as_deref(), codes).await });
     }
     while let Some(done) = warm.join_next().await {
         done??;
@@ -93,7 +99,7 @@ async fn handler_level(
         tasks.spawn(async move {
             let mut samples = Vec::new();
             while Instant::now() < deadline {
-                samples.push(one(&runtime, &token, codes).await?);
+                samples.push(one(&runtime, token.as_deref(), codes).await?);
             }
             anyhow::Ok(samples)
         });
@@ -109,15 +115,15 @@ async fn handler_level(
     Ok((samples.len() as f64 / elapsed.as_secs_f64(), Latencies::new(samples)))
 }
 
-/// One validation of a random code by its owner; anything but 200 fails the bench.
-async fn one(runtime: &RuntimeApi, token: &str, codes: u64) -> anyhow::Result<Duration> {
+/// One validation of a random code by its owner: 200, or 401 without a token; anything else
+/// fails the bench.
+async fn one(runtime: &RuntimeApi, token: Option<&str>, codes: u64) -> anyhow::Result<Duration> {
     let code = data::code(rand::random::<u64>() % codes + 1);
-    let event =
-        proxy_event("POST", "/validations", "/validations", &[], Some(token), &format!(r#"{{"code":"{code}"}}"#))?;
+    let event = proxy_event("POST", "/validations", "/validations", &[], token, &format!(r#"{{"code":"{code}"}}"#))?;
     let started = Instant::now();
     let reply = runtime.invoke(event).await?;
     let took = started.elapsed();
-    expect(&format!("validate of {code}"), &reply, 200)?;
+    expect(&format!("validate of {code}"), &reply, if token.is_some() { 200 } else { 401 })?;
     Ok(took)
 }
 
