@@ -16,7 +16,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (env, spec) = load(&args.env)?;
-    check_protected(&env, &spec, args.yes, "deploy")?;
+    check_protected(&env, &spec, args.yes, "deploying to it")?;
     let zips = zips(&spec)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();

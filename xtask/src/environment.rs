@@ -53,7 +53,7 @@ pub async fn clients(spec: &EnvironmentSpec) -> Clients {
 /// A protected environment needs `--yes`.
 pub fn check_protected(env: &EnvName, spec: &EnvironmentSpec, yes: bool, what: &str) -> anyhow::Result<()> {
     if spec.protected && !yes {
-        anyhow::bail!("environment {env} is protected: {what} it only with --yes");
+        anyhow::bail!("environment {env} is protected: {what} needs --yes");
     }
     Ok(())
 }

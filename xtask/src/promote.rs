@@ -26,7 +26,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (source, source_spec) = load(&args.from)?;
     let (target, target_spec) = load(&args.to)?;
     anyhow::ensure!(source != target, "promote needs two different environments, got {source} twice");
-    check_protected(&target, &target_spec, args.yes, "promote to")?;
+    check_protected(&target, &target_spec, args.yes, "promoting to it")?;
     let dir = workspace_root().join("target/promote").join(source.as_str());
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();

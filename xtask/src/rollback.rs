@@ -15,7 +15,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (env, spec) = load(&args.env)?;
-    check_protected(&env, &spec, args.yes, "roll back")?;
+    check_protected(&env, &spec, args.yes, "rolling it back")?;
     let runtime = tokio::runtime::Runtime::new()?;
     let rolled = runtime.block_on(async {
         let clients = clients(&spec).await;

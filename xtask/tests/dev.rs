@@ -273,3 +273,20 @@ fn dev_serves_the_api_end_to_end_and_stops_cleanly_on_sigterm() {
     assert!(clean);
     assert_eq!(postgres_processes_under(&dir.0), Vec::<String>::new());
 }
+
+#[test]
+fn a_protected_environment_refuses_deploy_promote_and_rollback_without_yes() {
+    for args in [
+        vec!["deploy", "--env", "prod"],
+        vec!["promote", "--from", "staging", "--to", "prod"],
+        vec!["rollback", "--env", "prod"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args(&args).env("RUST_BACKTRACE", "0").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} went ahead");
+        assert!(
+            stderr.contains("environment prod is protected") && stderr.contains("needs --yes"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

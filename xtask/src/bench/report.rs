@@ -167,16 +167,20 @@ impl Report {
     }
 
     fn validate_chart(&self, path: &Path) -> anyhow::Result<()> {
-        let top = self.validate.iter().map(|l| l.rps.max(l.pgbench_tps)).fold(1.0, f64::max) * 1.15;
+        let top = self.validate.iter().map(|l| l.rps.max(l.pgbench_tps)).fold(1.0, f64::max) * 2.0;
+        let bottom = self.validate.iter().map(|l| l.rps).fold(f64::INFINITY, f64::min).clamp(1.0, top) / 2.0;
         let n = self.validate.len();
         let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_error)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("validate: requests/s vs pgbench -S (same server, same connections)", ("sans-serif", 18))
+            .caption(
+                "validate: requests/s vs pgbench -S (same server, same connections, log scale)",
+                ("sans-serif", 18),
+            )
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..(n as f64 - 0.5).max(0.5), 0f64..top)
+            .build_cartesian_2d(0f64..(n as f64 - 0.5).max(0.5), (bottom..top).log_scale())
             .map_err(chart_error)?;
         let levels: Vec<usize> = self.validate.iter().map(|l| l.concurrency).collect();
         chart
@@ -189,7 +193,8 @@ impl Report {
             .draw()
             .map_err(chart_error)?;
         let series = [
-            ("validate handler", self.validate.iter().map(|l| l.rps).collect::<Vec<_>>(), BLUE),
+            ("validate function", self.validate.iter().map(|l| l.rps).collect::<Vec<_>>(), BLUE),
+            ("runtime loop alone (401 floor)", self.validate.iter().map(|l| l.floor_rps).collect(), GREEN),
             ("pgbench -S", self.validate.iter().map(|l| l.pgbench_tps).collect(), RED),
         ];
         for (name, values, color) in series {
@@ -213,15 +218,16 @@ impl Report {
         };
         let keyset: Vec<f64> = depths.iter().map(|&d| worst(d, &|r| r.keyset.p99())).collect();
         let offset: Vec<f64> = depths.iter().map(|&d| worst(d, &|r| r.offset.p99())).collect();
-        let top = keyset.iter().chain(&offset).copied().fold(1.0, f64::max) * 1.15;
+        let top = keyset.iter().chain(&offset).copied().fold(1.0, f64::max) * 2.0;
+        let bottom = keyset.iter().chain(&offset).copied().fold(f64::INFINITY, f64::min).clamp(0.01, top) / 2.0;
         let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(chart_error)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("list: p99 of a page by depth, worst sort (keyset vs OFFSET)", ("sans-serif", 18))
+            .caption("list: p99 of a page by depth, worst sort (keyset vs OFFSET, log scale)", ("sans-serif", 18))
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..(depths.len() as f64 - 0.5).max(0.5), 0f64..top)
+            .build_cartesian_2d(0f64..(depths.len() as f64 - 0.5).max(0.5), (bottom..top).log_scale())
             .map_err(chart_error)?;
         chart
             .configure_mesh()
