@@ -77,6 +77,7 @@ pub async fn deploy(
         report: Report::default(),
         progress,
         moves: Vec::new(),
+        migrate_move: None,
         release_id: release_id(),
     };
     run.report.plan = first_plan.clone();
@@ -109,11 +110,16 @@ pub async fn deploy(
         if kind == Kind::Function {
             // The migrations run before any alias moves, while the previous version still
             // serves: they must keep working with it (expand now, contract in a later release).
+            let migrate_move = run.migrate_move.take();
             if database_created || first_plan.touches(Kind::Function, &migrate).is_some() {
                 let started = Instant::now();
-                let applied = run.migrate().await?;
+                let version = migrate_move.as_ref().map_or(ALIAS, |m| m.to.as_str());
+                let applied = run.migrate(version).await?;
                 run.report.migrated = true;
                 (run.progress)(&format!("migrated the database: {applied}"), started.elapsed());
+            }
+            if let Some(m) = migrate_move {
+                release(clients, &[m], &run.release_id, None, &|_, _| {}).await?;
             }
             let moves = std::mem::take(&mut run.moves);
             release(clients, &moves, &run.release_id, spec.release, progress).await?;
@@ -151,6 +157,7 @@ pub async fn destroy(
         report: Report::default(),
         progress,
         moves: Vec::new(),
+        migrate_move: None,
         release_id: release_id(),
     };
     run.report.plan = plan.clone();
@@ -173,6 +180,8 @@ struct Run<'a> {
     progress: &'a dyn Fn(&str, Duration),
     /// Aliases to move once the migrations ran.
     moves: Vec<Move>,
+    /// migrate's alias, moved once its new version ran the migrations.
+    migrate_move: Option<Move>,
     /// Names this deploy's alias moves, so rollback can find them: the start time in ms.
     release_id: String,
 }
@@ -611,10 +620,11 @@ impl Run<'_> {
                 Ok(alias) => {
                     let current = alias.function_version().unwrap_or_default().to_owned();
                     let to_move = Move { function: name.clone(), from: current, to: version };
-                    // migrate moves at once: the deploy itself invokes it next. The others move
-                    // after the migrations ran, through the canary when there is one.
+                    // Aliases move after the migrations ran: migrate's own once its new version
+                    // has run them (a deploy cut short before that runs them again), the others
+                    // through the canary when there is one.
                     if crate_name == "migrate" {
-                        release(self.clients, &[to_move], &self.release_id, None, &|_, _| {}).await?;
+                        self.migrate_move = Some(to_move);
                     } else {
                         self.moves.push(to_move);
                     }
@@ -829,15 +839,16 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Invokes migrate through its alias; says which migration versions the database has.
-    async fn migrate(&mut self) -> Result<String, DeployError> {
+    /// Invokes one version (or the alias) of migrate; says which migration versions the
+    /// database then has.
+    async fn migrate(&mut self, qualifier: &str) -> Result<String, DeployError> {
         let function = self.names.function("migrate");
         let out = self
             .clients
             .lambda
             .invoke()
             .function_name(&function)
-            .qualifier(ALIAS)
+            .qualifier(qualifier)
             .payload(Blob::new("{}"))
             .send()
             .await

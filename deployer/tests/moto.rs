@@ -493,3 +493,32 @@ async fn rollback_points_live_back_at_what_the_latest_release_replaced() {
         assert_eq!(out["functions"][function]["code_sha256"], zip.code_sha256.as_str(), "{function}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_cut_short_before_the_migrations_ran_runs_them_on_the_next_run() {
+    let moto = Moto::start();
+    let (env, spec) = spec_named("emulator");
+    let dir = temp_dir("cut-before-migrate");
+    let clients = Clients::for_emulator(&spec.region, &moto.url).await;
+    deploy(&clients, &env, &spec, &zips(&dir, "-v1"), &quiet).await.unwrap();
+
+    // Stop right after the new migrate function went up, before it was invoked.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let progress = |line: &str, _: Duration| {
+        if line == "updated lambda function promo-codes-emulator-migrate" {
+            let _ = tx.send(());
+        }
+    };
+    let v2 = zips(&dir, "-v2");
+    tokio::select! {
+        result = deploy(&clients, &env, &spec, &v2, &progress) => panic!("the deploy was meant to be cut short: {result:?}"),
+        _ = rx.recv() => {}
+    }
+    let live = live_config(&clients, "promo-codes-emulator-migrate").await;
+    assert_eq!(live.code_sha256(), Some(zips(&dir, "-v1")["migrate"].code_sha256.as_str()), "migrate's alias waits");
+
+    let report = deploy(&clients, &env, &spec, &v2, &quiet).await.unwrap();
+    assert!(report.migrated, "the next run invokes the new migrate");
+    let live = live_config(&clients, "promo-codes-emulator-migrate").await;
+    assert_eq!(live.code_sha256(), Some(v2["migrate"].code_sha256.as_str()));
+}
