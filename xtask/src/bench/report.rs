@@ -167,48 +167,19 @@ impl Report {
     }
 
     fn validate_chart(&self, path: &Path) -> anyhow::Result<()> {
-        let top = self.validate.iter().map(|l| l.rps.max(l.pgbench_tps)).fold(1.0, f64::max) * 2.0;
-        let bottom = self.validate.iter().map(|l| l.rps).fold(f64::INFINITY, f64::min).clamp(1.0, top) / 2.0;
-        let n = self.validate.len();
-        let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "validate: requests/s vs pgbench -S (same server, same connections, log scale)",
-                ("sans-serif", 18),
-            )
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..(n as f64 - 0.5).max(0.5), (bottom..top).log_scale())
-            .map_err(chart_error)?;
-        let levels: Vec<usize> = self.validate.iter().map(|l| l.concurrency).collect();
-        chart
-            .configure_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|x| {
-                levels.get(x.round() as usize).map(|c| format!("{c} connections")).unwrap_or_default()
-            })
-            .y_desc("per second")
-            .draw()
-            .map_err(chart_error)?;
+        let levels: Vec<String> = self.validate.iter().map(|l| format!("{} connections", l.concurrency)).collect();
         let series = [
             ("validate function", self.validate.iter().map(|l| l.rps).collect::<Vec<_>>(), BLUE),
             ("runtime loop alone (401 floor)", self.validate.iter().map(|l| l.floor_rps).collect(), GREEN),
             ("pgbench -S", self.validate.iter().map(|l| l.pgbench_tps).collect(), RED),
         ];
-        for (name, values, color) in series {
-            let points: Vec<(f64, f64)> = values.into_iter().enumerate().map(|(i, v)| (i as f64, v)).collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(chart_error)?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled()))).map_err(chart_error)?;
-        }
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(chart_error)?;
-        root.present().map_err(chart_error)?;
-        Ok(())
+        line_chart(
+            path,
+            "validate: requests/s vs pgbench -S (same server, same connections, log scale)",
+            &levels,
+            "per second",
+            &series,
+        )
     }
 
     fn list_chart(&self, path: &Path) -> anyhow::Result<()> {
@@ -216,39 +187,61 @@ impl Report {
         let worst = |depth: u64, pick: &dyn Fn(&list::Row) -> std::time::Duration| {
             self.list.iter().filter(|r| r.depth == depth).map(pick).max().unwrap_or_default().as_secs_f64() * 1000.0
         };
-        let keyset: Vec<f64> = depths.iter().map(|&d| worst(d, &|r| r.keyset.p99())).collect();
-        let offset: Vec<f64> = depths.iter().map(|&d| worst(d, &|r| r.offset.p99())).collect();
-        let top = keyset.iter().chain(&offset).copied().fold(1.0, f64::max) * 2.0;
-        let bottom = keyset.iter().chain(&offset).copied().fold(f64::INFINITY, f64::min).clamp(0.01, top) / 2.0;
-        let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("list: p99 of a page by depth, worst sort (keyset vs OFFSET, log scale)", ("sans-serif", 18))
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..(depths.len() as f64 - 0.5).max(0.5), (bottom..top).log_scale())
-            .map_err(chart_error)?;
-        chart
-            .configure_mesh()
-            .x_labels(depths.len())
-            .x_label_formatter(&|x| depths.get(x.round() as usize).map(|d| format!("page {d}")).unwrap_or_default())
-            .y_desc("p99 ms")
-            .draw()
-            .map_err(chart_error)?;
-        for (name, values, color) in [("keyset (list handler)", keyset, BLUE), ("OFFSET (SQL only)", offset, RED)] {
-            let points: Vec<(f64, f64)> = values.into_iter().enumerate().map(|(i, v)| (i as f64, v)).collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(chart_error)?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled()))).map_err(chart_error)?;
-        }
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(chart_error)?;
-        root.present().map_err(chart_error)?;
-        Ok(())
+        let pages: Vec<String> = depths.iter().map(|d| format!("page {d}")).collect();
+        let series = [
+            ("keyset (list handler)", depths.iter().map(|&d| worst(d, &|r| r.keyset.p99())).collect::<Vec<_>>(), BLUE),
+            ("OFFSET (SQL only)", depths.iter().map(|&d| worst(d, &|r| r.offset.p99())).collect(), RED),
+        ];
+        line_chart(
+            path,
+            "list: p99 of a page by depth, worst sort (keyset vs OFFSET, log scale)",
+            &pages,
+            "p99 ms",
+            &series,
+        )
     }
+}
+
+/// An SVG chart of lines over labelled points, on a log scale that fits every value.
+fn line_chart(
+    path: &Path,
+    caption: &str,
+    x_labels: &[String],
+    y_desc: &str,
+    series: &[(&str, Vec<f64>, RGBColor)],
+) -> anyhow::Result<()> {
+    let values = || series.iter().flat_map(|(_, v, _)| v.iter().copied());
+    let top = values().fold(1.0, f64::max) * 2.0;
+    let bottom = values().fold(f64::INFINITY, f64::min).clamp(0.01, top) / 2.0;
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(chart_error)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..(x_labels.len() as f64 - 0.5).max(0.5), (bottom..top).log_scale())
+        .map_err(chart_error)?;
+    chart
+        .configure_mesh()
+        .x_labels(x_labels.len())
+        .x_label_formatter(&|x| x_labels.get(x.round() as usize).cloned().unwrap_or_default())
+        .y_desc(y_desc)
+        .draw()
+        .map_err(chart_error)?;
+    for (name, values, color) in series {
+        let color = *color;
+        let points: Vec<(f64, f64)> = values.iter().enumerate().map(|(i, v)| (i as f64, *v)).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(chart_error)?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled()))).map_err(chart_error)?;
+    }
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(chart_error)?;
+    root.present().map_err(chart_error)?;
+    Ok(())
 }
 
 fn chart_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
