@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod values;
+pub use values::*;
+
 /// Why an environment file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -22,7 +25,10 @@ pub enum ConfigError {
     Invalid { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Rule { path: PathBuf, message: String },
-    #[error("environment name {0:?} must be 1 to 20 characters of a-z, 0-9 and '-', starting with a letter")]
+    #[error(
+        "environment name {0:?} must be 1 to 20 characters of a-z, 0-9 and '-', starting with a letter, \
+         not ending with '-' and without '--' (it names Aurora clusters, which follow RDS identifier rules)"
+    )]
     BadName(String),
 }
 
@@ -34,7 +40,10 @@ impl EnvName {
     pub fn parse(name: &str) -> Result<EnvName, ConfigError> {
         let ok = (1..=20).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            // RDS identifiers end with a letter or digit and hold no two hyphens in a row.
+            && !name.ends_with('-')
+            && !name.contains("--");
         if ok { Ok(EnvName(name.to_owned())) } else { Err(ConfigError::BadName(name.to_owned())) }
     }
 
@@ -91,97 +100,6 @@ pub struct Release {
     pub bake_seconds: BakeSeconds,
 }
 
-/// The share of traffic a canary gets: 1 to 99 percent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(try_from = "u32", into = "u32")]
-#[schemars(with = "u32")]
-pub struct CanaryPercent(u32);
-
-impl TryFrom<u32> for CanaryPercent {
-    type Error = String;
-
-    fn try_from(value: u32) -> Result<Self, String> {
-        if (1..=99).contains(&value) {
-            Ok(CanaryPercent(value))
-        } else {
-            Err(format!("canary_percent must be 1 to 99, got {value}"))
-        }
-    }
-}
-
-impl From<CanaryPercent> for u32 {
-    fn from(p: CanaryPercent) -> u32 {
-        p.0
-    }
-}
-
-impl CanaryPercent {
-    /// The alias routing weight: the share as a fraction of 1.
-    pub fn weight(self) -> f64 {
-        f64::from(self.0) / 100.0
-    }
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-/// How long a canary runs before all traffic moves: 0 to 3600 seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(try_from = "u32", into = "u32")]
-#[schemars(with = "u32")]
-pub struct BakeSeconds(u32);
-
-impl TryFrom<u32> for BakeSeconds {
-    type Error = String;
-
-    fn try_from(value: u32) -> Result<Self, String> {
-        if value <= 3600 { Ok(BakeSeconds(value)) } else { Err(format!("bake_seconds must be 0 to 3600, got {value}")) }
-    }
-}
-
-impl From<BakeSeconds> for u32 {
-    fn from(b: BakeSeconds) -> u32 {
-        b.0
-    }
-}
-
-impl BakeSeconds {
-    pub fn duration(self) -> std::time::Duration {
-        std::time::Duration::from_secs(u64::from(self.0))
-    }
-}
-
-/// A 12-digit AWS account id.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(try_from = "String", into = "String")]
-#[schemars(with = "String")]
-pub struct AccountId(String);
-
-impl TryFrom<String> for AccountId {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, String> {
-        if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(AccountId(value))
-        } else {
-            Err(format!("account_id must be 12 digits, in quotes, got {value:?}"))
-        }
-    }
-}
-
-impl From<AccountId> for String {
-    fn from(id: AccountId) -> String {
-        id.0
-    }
-}
-
-impl AccountId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
@@ -195,8 +113,10 @@ pub struct Network {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
-    /// Aurora PostgreSQL engine version, such as `16.4`.
-    pub engine_version: String,
+    /// Aurora PostgreSQL engine version, such as `16.4`: a minimum. AWS upgrades minor versions
+    /// by itself; a newer one in the cluster is no change, and a cluster never goes back down.
+    #[schemars(regex(pattern = r"^[0-9]+\.[0-9]+(\.[0-9]+)?$"))]
+    pub engine_version: EngineVersion,
     /// Minimum Aurora capacity units: 0 lets the cluster pause when idle.
     #[schemars(range(min = 0, max = 256))]
     pub min_capacity: Capacity,
@@ -214,67 +134,7 @@ fn yes() -> bool {
 }
 
 fn seven() -> BackupDays {
-    BackupDays(7)
-}
-
-/// Aurora Serverless v2 capacity in ACUs: 0 to 256, in steps of 0.5.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Deserialize, Serialize, JsonSchema)]
-#[serde(try_from = "f64", into = "f64")]
-#[schemars(with = "f64")]
-pub struct Capacity(f64);
-
-impl TryFrom<f64> for Capacity {
-    type Error = String;
-
-    fn try_from(value: f64) -> Result<Self, String> {
-        if (0.0..=256.0).contains(&value) && (value * 2.0).fract() == 0.0 {
-            Ok(Capacity(value))
-        } else {
-            Err(format!("capacity must be 0 to 256 ACUs in steps of 0.5, got {value}"))
-        }
-    }
-}
-
-impl From<Capacity> for f64 {
-    fn from(c: Capacity) -> f64 {
-        c.0
-    }
-}
-
-impl Capacity {
-    pub fn acus(self) -> f64 {
-        self.0
-    }
-}
-
-/// Days of automated backups: 1 to 35.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(try_from = "u32", into = "u32")]
-#[schemars(with = "u32")]
-pub struct BackupDays(u32);
-
-impl TryFrom<u32> for BackupDays {
-    type Error = String;
-
-    fn try_from(value: u32) -> Result<Self, String> {
-        if (1..=35).contains(&value) {
-            Ok(BackupDays(value))
-        } else {
-            Err(format!("backup_retention_days must be 1 to 35, got {value}"))
-        }
-    }
-}
-
-impl From<BackupDays> for u32 {
-    fn from(d: BackupDays) -> u32 {
-        d.0
-    }
-}
-
-impl BackupDays {
-    pub fn get(self) -> u32 {
-        self.0
-    }
+    BackupDays::default()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -319,82 +179,6 @@ pub struct FunctionOverride {
     pub env: BTreeMap<String, String>,
 }
 
-/// Lambda memory: 128 to 10240 MB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(try_from = "u32", into = "u32")]
-#[schemars(with = "u32")]
-pub struct MemoryMb(u32);
-
-impl TryFrom<u32> for MemoryMb {
-    type Error = String;
-
-    fn try_from(value: u32) -> Result<Self, String> {
-        if (128..=10240).contains(&value) {
-            Ok(MemoryMb(value))
-        } else {
-            Err(format!("memory_mb must be 128 to 10240, got {value}"))
-        }
-    }
-}
-
-impl From<MemoryMb> for u32 {
-    fn from(m: MemoryMb) -> u32 {
-        m.0
-    }
-}
-
-impl MemoryMb {
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-/// Lambda timeout: 1 to 900 seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(try_from = "u32", into = "u32")]
-#[schemars(with = "u32")]
-pub struct TimeoutSeconds(u32);
-
-impl TryFrom<u32> for TimeoutSeconds {
-    type Error = String;
-
-    fn try_from(value: u32) -> Result<Self, String> {
-        if (1..=900).contains(&value) {
-            Ok(TimeoutSeconds(value))
-        } else {
-            Err(format!("timeout_seconds must be 1 to 900, got {value}"))
-        }
-    }
-}
-
-impl From<TimeoutSeconds> for u32 {
-    fn from(t: TimeoutSeconds) -> u32 {
-        t.0
-    }
-}
-
-impl TimeoutSeconds {
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Architecture {
-    X86_64,
-    Arm64,
-}
-
-impl Architecture {
-    pub fn name(self) -> &'static str {
-        match self {
-            Architecture::X86_64 => "x86_64",
-            Architecture::Arm64 => "arm64",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Api {
@@ -430,7 +214,7 @@ pub struct Auth {
 }
 
 fn admin_scope() -> String {
-    promo_core::auth::DEFAULT_ADMIN_SCOPE.to_owned()
+    promo_shared::DEFAULT_ADMIN_SCOPE.to_owned()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -489,7 +273,7 @@ impl EnvironmentSpec {
             }
             _ => {}
         }
-        let known = promo_core::routes::FUNCTION_CRATES;
+        let known = promo_shared::routes::FUNCTION_CRATES;
         if let Some(unknown) = self.functions.overrides.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(format!(
                 "functions.overrides.{unknown}: no such function; expected one of {}",

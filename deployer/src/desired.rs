@@ -1,20 +1,48 @@
 //! The desired state: pure, from the environment file, the built artifacts and the few facts
-//! only AWS knows (the account, the database endpoint and secret, the API id). Every resource
-//! has a deterministic name under `promo-codes-<env>` and the tags `app` and `env`.
+//! only AWS knows (the account and its partition, the database endpoint and secret, the API
+//! id). One typed spec per resource kind; `observe` reads AWS into the very same types, so the
+//! plan compares like with like, field by field.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use promo_core::routes::{FUNCTION_CRATES, ROUTES};
+use promo_shared::routes::{FUNCTION_CRATES, Function, ROUTES};
 use serde_json::{Value, json};
 
-use crate::config::{EnvName, EnvironmentSpec};
+use crate::config::{EngineVersion, EnvName, EnvironmentSpec};
+use crate::error::DeployError;
+use crate::names::{Arns, Names};
+use crate::tags::Tags;
 
-pub const APP: &str = "promo-codes";
-/// Shown in a plan for a value AWS assigns while applying it.
-pub const UNKNOWN: &str = "(known after apply)";
-pub const DATABASE_NAME: &str = "promo_codes";
-pub const MASTER_USER: &str = "promo_admin";
-pub const ALIAS: &str = "live";
+/// A value AWS assigns while applying (a database endpoint before the database exists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known<T> {
+    Value(T),
+    AfterApply,
+}
+
+impl<T> Known<T> {
+    pub fn from_option(value: Option<T>) -> Known<T> {
+        value.map_or(Known::AfterApply, Known::Value)
+    }
+
+    /// The value, which by the time a resource is written must be known.
+    pub fn get(&self, what: &str) -> Result<&T, DeployError> {
+        match self {
+            Known::Value(v) => Ok(v),
+            Known::AfterApply => Err(DeployError::Internal(format!("{what} is not known yet"))),
+        }
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Known<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Known::Value(v) => v.fmt(f),
+            Known::AfterApply => f.write_str("(known after apply)"),
+        }
+    }
+}
 
 /// The kinds of resource, in the order they are created (and reversed, deleted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -31,6 +59,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 7] =
+        [Kind::DbSubnetGroup, Kind::DbCluster, Kind::DbInstance, Kind::Role, Kind::Function, Kind::RestApi, Kind::Stage];
+
     pub fn label(self) -> &'static str {
         match self {
             Kind::Role => "iam role",
@@ -44,19 +75,102 @@ impl Kind {
     }
 }
 
-/// One resource: its kind, its name, and the properties the deployer manages, as JSON values
-/// so desired and observed compare field by field.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Resource {
-    pub kind: Kind,
+pub struct SubnetGroupSpec {
     pub name: String,
-    pub props: BTreeMap<String, Value>,
+    pub subnet_ids: Vec<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSpec {
+    pub name: String,
+    /// Desired: the minimum. AWS upgrades minor versions by itself; that is no change.
+    pub engine_version: EngineVersion,
+    pub min_capacity: Option<f64>,
+    pub max_capacity: Option<f64>,
+    pub deletion_protection: bool,
+    pub backup_retention_days: i32,
+    pub subnet_group: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub cluster: String,
+    pub class: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSpec {
+    pub name: String,
+    pub managed_policies: Vec<String>,
+    /// Names the database secret: known once the cluster exists.
+    pub inline_policy: Known<Value>,
+    pub tags: Tags,
+}
+
+/// Where a function's `live` alias stands against its latest code and configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveAlias {
+    /// Points at a version equal to `$LATEST` in every managed field.
+    Current,
+    /// Points at an older version.
+    Stale,
+    /// Still splits traffic: a canary that never finished.
+    Canary,
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    pub name: String,
+    /// The crate under `functions/` whose zip this function runs.
+    pub crate_name: String,
+    pub role: String,
+    pub runtime: String,
+    pub handler: String,
+    pub architecture: String,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub reserved_concurrency: Option<i32>,
+    pub env: BTreeMap<String, Known<String>>,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    /// Lambda's `CodeSha256`: base64 of the zip's SHA-256.
+    pub code_sha256: String,
+    pub live: LiveAlias,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestApiSpec {
+    pub name: String,
+    /// `"<METHOD> <path> -> <function>"`, sorted.
+    pub routes: Vec<String>,
+    /// The function crates this API may invoke, sorted.
+    pub invokers: Vec<String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageSpec {
+    pub name: String,
+    /// The routes fingerprint of the deployment the stage serves.
+    pub deployment: Option<String>,
+    pub rate_limit: f64,
+    pub burst_limit: i32,
+    pub tags: Tags,
 }
 
 /// What AWS knows that the desired state depends on. `None`: not created yet.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
-    pub account_id: String,
+    pub arns: Arns,
     pub db_endpoint: Option<String>,
     pub db_secret_arn: Option<String>,
     pub api_id: Option<String>,
@@ -65,198 +179,190 @@ pub struct Facts {
 /// The zip of each function, by crate name: Lambda's `CodeSha256` (base64).
 pub type Artifacts = BTreeMap<String, String>;
 
-/// Names of everything an environment owns.
-#[derive(Debug, Clone)]
-pub struct Names {
-    pub prefix: String,
+/// Everything an environment has, or should have, of each kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    pub subnet_groups: Vec<SubnetGroupSpec>,
+    pub clusters: Vec<ClusterSpec>,
+    pub instances: Vec<InstanceSpec>,
+    pub roles: Vec<RoleSpec>,
+    pub functions: Vec<FunctionSpec>,
+    pub apis: Vec<RestApiSpec>,
+    pub stages: Vec<StageSpec>,
 }
 
-impl Names {
-    pub fn new(env: &EnvName) -> Names {
-        Names { prefix: format!("{APP}-{env}") }
+impl State {
+    pub fn is_empty(&self) -> bool {
+        self == &State::default()
     }
 
-    pub fn function(&self, crate_name: &str) -> String {
-        format!("{}-{crate_name}", self.prefix)
-    }
-
-    pub fn role(&self, crate_name: &str) -> String {
-        format!("{}-{crate_name}", self.prefix)
-    }
-
-    pub fn cluster(&self) -> String {
-        self.prefix.clone()
-    }
-
-    pub fn instance(&self) -> String {
-        format!("{}-1", self.prefix)
-    }
-
-    pub fn subnet_group(&self) -> String {
-        self.prefix.clone()
-    }
-
-    pub fn api(&self) -> String {
-        self.prefix.clone()
+    /// How many resources, of every kind.
+    pub fn len(&self) -> usize {
+        self.subnet_groups.len()
+            + self.clusters.len()
+            + self.instances.len()
+            + self.roles.len()
+            + self.functions.len()
+            + self.apis.len()
+            + self.stages.len()
     }
 }
 
-/// The tags of every resource: the file's own, then `app` and `env`, which nothing overrides.
-pub fn tags(env: &EnvName, spec: &EnvironmentSpec) -> BTreeMap<String, String> {
-    let mut tags = spec.tags.clone();
-    tags.insert("app".into(), APP.into());
-    tags.insert("env".into(), env.to_string());
-    tags
-}
+const BASIC_EXECUTION: &str = "AWSLambdaBasicExecutionRole";
+const VPC_ACCESS: &str = "AWSLambdaVPCAccessExecutionRole";
 
-/// A Lambda function's ARN with its `live` alias.
-pub fn alias_arn(region: &str, account: &str, function: &str) -> String {
-    format!("arn:aws:lambda:{region}:{account}:function:{function}:{ALIAS}")
-}
-
-/// The desired state, in creation order.
-pub fn desired(env: &EnvName, spec: &EnvironmentSpec, artifacts: &Artifacts, facts: &Facts) -> Vec<Resource> {
+/// The desired state of environment `env`.
+pub fn desired(env: &EnvName, spec: &EnvironmentSpec, artifacts: &Artifacts, facts: &Facts) -> State {
     let names = Names::new(env);
-    let tags = json!(tags(env, spec));
+    let tags = Tags::for_env(env, &spec.tags);
     let vpc = !spec.network.subnet_ids.is_empty();
-    let secret = facts.db_secret_arn.clone().unwrap_or_else(|| UNKNOWN.into());
-    let mut resources = Vec::new();
-    let mut roles = Vec::new();
-
-    for function in FUNCTION_CRATES {
-        let mut managed = vec!["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"];
-        if vpc {
-            managed.push("arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole");
-        }
-        // Least privilege: the one secret that holds the database credentials, and the HS256
-        // key when the environment uses one. Logs and VPC networking come from the managed policies.
-        let mut secrets = vec![secret.clone()];
-        if let Some(arn) = &spec.auth.hs256_secret_arn {
-            secrets.push(arn.clone());
-        }
-        let policy = json!({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets}],
-        });
-        roles.push(Resource {
-            kind: Kind::Role,
-            name: names.role(function),
-            props: props([("managed_policies", json!(managed)), ("inline_policy", policy), ("tags", tags.clone())]),
-        });
-    }
-
-    if vpc {
-        resources.push(Resource {
-            kind: Kind::DbSubnetGroup,
-            name: names.subnet_group(),
-            props: props([("subnet_ids", json!(sorted(&spec.network.subnet_ids))), ("tags", tags.clone())]),
-        });
-    }
+    let secret = Known::from_option(facts.db_secret_arn.clone());
     let db = &spec.database;
-    resources.push(Resource {
-        kind: Kind::DbCluster,
+
+    let subnet_groups = if vpc {
+        vec![SubnetGroupSpec {
+            name: names.subnet_group(),
+            subnet_ids: sorted(&spec.network.subnet_ids),
+            tags: tags.clone(),
+        }]
+    } else {
+        Vec::new()
+    };
+    let cluster = ClusterSpec {
         name: names.cluster(),
-        props: props([
-            ("engine_version", json!(db.engine_version)),
-            ("min_capacity", json!(db.min_capacity.acus())),
-            ("max_capacity", json!(db.max_capacity.acus())),
-            ("deletion_protection", json!(db.deletion_protection)),
-            ("backup_retention_days", json!(db.backup_retention_days.get())),
-            ("subnet_group", if vpc { json!(names.subnet_group()) } else { Value::Null }),
-            ("security_group_ids", json!(sorted(&spec.network.security_group_ids))),
-            ("tags", tags.clone()),
-        ]),
-    });
-    resources.push(Resource {
-        kind: Kind::DbInstance,
+        engine_version: db.engine_version.clone(),
+        min_capacity: Some(db.min_capacity.acus()),
+        max_capacity: Some(db.max_capacity.acus()),
+        deletion_protection: db.deletion_protection,
+        backup_retention_days: db.backup_retention_days.get() as i32,
+        subnet_group: vpc.then(|| names.subnet_group()),
+        security_group_ids: sorted(&spec.network.security_group_ids),
+        tags: tags.clone(),
+    };
+    let instance = InstanceSpec {
         name: names.instance(),
-        props: props([("cluster", json!(names.cluster())), ("class", json!("db.serverless")), ("tags", tags.clone())]),
-    });
-    resources.extend(roles);
+        cluster: names.cluster(),
+        class: "db.serverless".into(),
+        tags: tags.clone(),
+    };
 
-    for function in FUNCTION_CRATES {
-        let settings = spec.function_settings(function);
-        let mut env_vars: BTreeMap<String, String> = settings.env.clone();
-        env_vars.insert("AUTH_ISSUER".into(), spec.auth.issuer.clone());
-        env_vars.insert("AUTH_AUDIENCE".into(), spec.auth.audience.clone());
-        env_vars.insert("AUTH_ADMIN_SCOPE".into(), spec.auth.admin_scope.clone());
-        if let Some(url) = &spec.auth.jwks_url {
-            env_vars.insert("AUTH_JWKS_URL".into(), url.clone());
-        }
-        if let Some(arn) = &spec.auth.hs256_secret_arn {
-            env_vars.insert("AUTH_HS256_SECRET_ARN".into(), arn.clone());
-        }
-        // Where the database is and which secret holds its credentials: never the password.
-        env_vars.insert("DB_HOST".into(), facts.db_endpoint.clone().unwrap_or_else(|| UNKNOWN.into()));
-        env_vars.insert("DB_NAME".into(), DATABASE_NAME.into());
-        env_vars.insert("DB_SECRET_ARN".into(), secret.clone());
-        env_vars.insert("GUESS_LIMIT".into(), spec.guess_limit.max.to_string());
-        env_vars.insert("GUESS_WINDOW_SECONDS".into(), spec.guess_limit.window_seconds.to_string());
-        resources.push(Resource {
-            kind: Kind::Function,
-            name: names.function(function),
-            props: props([
-                ("role", json!(names.role(function))),
-                ("runtime", json!("provided.al2023")),
-                ("handler", json!("bootstrap")),
-                ("architecture", json!(settings.architecture.name())),
-                ("memory_mb", json!(settings.memory_mb.get())),
-                ("timeout_seconds", json!(settings.timeout_seconds.get())),
-                ("reserved_concurrency", json!(settings.reserved_concurrency)),
-                ("env", json!(env_vars)),
-                ("subnet_ids", json!(sorted(&spec.network.subnet_ids))),
-                ("security_group_ids", json!(sorted(&spec.network.security_group_ids))),
-                ("code_sha256", json!(artifacts.get(function).cloned().unwrap_or_else(|| UNKNOWN.into()))),
-                // The `live` alias points at a published version equal to all of the above.
-                ("live_alias", json!("current")),
-                ("tags", tags.clone()),
-            ]),
-        });
+    let mut managed = vec![facts.arns.managed_policy(BASIC_EXECUTION)];
+    if vpc {
+        managed.push(facts.arns.managed_policy(VPC_ACCESS));
     }
+    managed.sort();
+    let roles = FUNCTION_CRATES
+        .iter()
+        .map(|function| RoleSpec {
+            name: names.role(function),
+            managed_policies: managed.clone(),
+            inline_policy: match &secret {
+                Known::Value(arn) => Known::Value(secrets_policy(arn, spec.auth.hs256_secret_arn.as_deref())),
+                Known::AfterApply => Known::AfterApply,
+            },
+            tags: tags.clone(),
+        })
+        .collect();
 
+    let functions = FUNCTION_CRATES
+        .iter()
+        .map(|function| {
+            let settings = spec.function_settings(function);
+            let mut env_vars: BTreeMap<String, Known<String>> =
+                settings.env.iter().map(|(k, v)| (k.clone(), Known::Value(v.clone()))).collect();
+            let mut set = |name: &str, value: Known<String>| {
+                env_vars.insert(name.to_owned(), value);
+            };
+            set("AUTH_ISSUER", Known::Value(spec.auth.issuer.clone()));
+            set("AUTH_AUDIENCE", Known::Value(spec.auth.audience.clone()));
+            set("AUTH_ADMIN_SCOPE", Known::Value(spec.auth.admin_scope.clone()));
+            if let Some(url) = &spec.auth.jwks_url {
+                set("AUTH_JWKS_URL", Known::Value(url.clone()));
+            }
+            if let Some(arn) = &spec.auth.hs256_secret_arn {
+                set("AUTH_HS256_SECRET_ARN", Known::Value(arn.clone()));
+            }
+            // Where the database is and which secret holds its credentials: never the password.
+            set("DB_HOST", Known::from_option(facts.db_endpoint.clone()));
+            set("DB_NAME", Known::Value(crate::names::DATABASE_NAME.into()));
+            set("DB_SECRET_ARN", secret.clone());
+            set("GUESS_LIMIT", Known::Value(spec.guess_limit.max.to_string()));
+            set("GUESS_WINDOW_SECONDS", Known::Value(spec.guess_limit.window_seconds.to_string()));
+            FunctionSpec {
+                name: names.function(function),
+                crate_name: function.to_string(),
+                role: names.role(function),
+                runtime: "provided.al2023".into(),
+                handler: "bootstrap".into(),
+                architecture: settings.architecture.name().into(),
+                memory_mb: settings.memory_mb.get() as i32,
+                timeout_seconds: settings.timeout_seconds.get() as i32,
+                reserved_concurrency: settings.reserved_concurrency.map(|n| n as i32),
+                env: env_vars,
+                subnet_ids: sorted(&spec.network.subnet_ids),
+                security_group_ids: sorted(&spec.network.security_group_ids),
+                code_sha256: artifacts.get(*function).cloned().unwrap_or_default(),
+                live: LiveAlias::Current,
+                tags: tags.clone(),
+            }
+        })
+        .collect();
+
+    let routes = routes(&names);
+    let stage = StageSpec {
+        name: spec.api.stage.clone(),
+        deployment: Some(routes_fingerprint(&routes)),
+        rate_limit: spec.api.throttling.rate_limit,
+        burst_limit: spec.api.throttling.burst_limit as i32,
+        tags: tags.clone(),
+    };
+    let api = RestApiSpec { name: names.api(), routes, invokers: invokers(), tags };
+    State {
+        subnet_groups,
+        clusters: vec![cluster],
+        instances: vec![instance],
+        roles,
+        functions,
+        apis: vec![api],
+        stages: vec![stage],
+    }
+}
+
+/// Least privilege: the one secret that holds the database credentials, and the HS256 key
+/// when the environment uses one. Logs and VPC networking come from the managed policies.
+fn secrets_policy(db_secret: &str, hs256_secret: Option<&str>) -> Value {
+    let mut secrets = vec![db_secret];
+    secrets.extend(hs256_secret);
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets}],
+    })
+}
+
+/// The routes as the plan compares them: `"<METHOD> <path> -> <function name>"`, sorted.
+fn routes(names: &Names) -> Vec<String> {
     let mut routes: Vec<String> =
         ROUTES.iter().map(|r| format!("{} {} -> {}", r.method, r.path, names.function(r.function.name()))).collect();
     routes.sort();
-    let routes: Vec<Value> = routes.into_iter().map(Value::String).collect();
-    let invokers: Vec<String> = {
-        let mut names: Vec<String> = ROUTES.iter().map(|r| r.function.name().to_owned()).collect();
-        names.sort();
-        names.dedup();
-        names
-    };
-    resources.push(Resource {
-        kind: Kind::RestApi,
-        name: names.api(),
-        props: props([("routes", json!(routes)), ("invokers", json!(invokers)), ("tags", tags.clone())]),
-    });
-    let fingerprint = routes_fingerprint(&routes);
-    resources.push(Resource {
-        kind: Kind::Stage,
-        name: spec.api.stage.clone(),
-        props: props([
-            ("deployment", json!(fingerprint)),
-            ("rate_limit", json!(spec.api.throttling.rate_limit)),
-            ("burst_limit", json!(spec.api.throttling.burst_limit)),
-            ("tags", tags),
-        ]),
-    });
-    resources
+    routes
+}
+
+/// The function crates API Gateway invokes, sorted.
+fn invokers() -> Vec<String> {
+    let mut names: Vec<String> = Function::ALL.iter().map(|f| f.name().to_owned()).collect();
+    names.sort();
+    names
 }
 
 /// What a deployment of the API is: a short digest of its routes and their functions, kept in
 /// the deployment's description so a stage serving an older API is seen as stale.
-pub fn routes_fingerprint(routes: &[Value]) -> String {
-    let text: Vec<String> = routes.iter().map(|r| r.as_str().unwrap_or_default().to_owned()).collect();
+pub fn routes_fingerprint(routes: &[String]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.join("\n").bytes() {
+    for byte in routes.join("\n").bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     format!("routes-{hash:016x}")
-}
-
-fn props<const N: usize>(entries: [(&str, Value); N]) -> BTreeMap<String, Value> {
-    entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 fn sorted(list: &[String]) -> Vec<String> {

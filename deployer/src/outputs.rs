@@ -2,18 +2,24 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::aws::{Clients, DeployError, aws_error};
+use crate::aws::Clients;
 use crate::config::{EnvName, EnvironmentSpec};
-use crate::desired::{ALIAS, Names};
+use crate::error::{DeployError, aws as aws_error};
+use crate::names::{ALIAS, Names};
 use crate::observe::observe;
 
 pub async fn outputs(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -> Result<Value, DeployError> {
     let observed = observe(clients, env, spec).await?;
     let names = Names::new(env);
     let mut functions = Map::new();
-    for crate_name in promo_core::routes::FUNCTION_CRATES {
+    for crate_name in promo_shared::routes::FUNCTION_CRATES {
         let name = names.function(crate_name);
-        let Ok(alias) = clients.lambda.get_alias().function_name(&name).name(ALIAS).send().await else { continue };
+        // A function not deployed (yet) has no outputs; any other failure is one.
+        let alias = match clients.lambda.get_alias().function_name(&name).name(ALIAS).send().await {
+            Ok(alias) => alias,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => continue,
+            Err(e) => return Err(aws_error(format!("reading the live alias of {name}"))(e)),
+        };
         let live = clients
             .lambda
             .get_function_configuration()
@@ -33,7 +39,7 @@ pub async fn outputs(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
     }
     let api_id = observed.facts.api_id.clone();
     let api_url =
-        api_id.as_ref().map(|id| format!("https://{id}.execute-api.{}.amazonaws.com/{}", spec.region, spec.api.stage));
+        api_id.as_ref().map(|id| format!("https://{id}.execute-api.{}.{}/{}", spec.region, observed.facts.arns.dns_suffix(), spec.api.stage));
     Ok(json!({
         "api_url": api_url,
         "api_id": api_id,

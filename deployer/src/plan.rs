@@ -1,12 +1,11 @@
 //! The plan: a pure, field-by-field diff of the desired state against what AWS holds.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::desired::{Kind, Resource, UNKNOWN};
+use crate::desired::{Kind, State};
+use crate::diff::Resource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -25,6 +24,15 @@ pub struct Change {
     /// `"<kind> <name>"`, as `plan --json` prints it.
     pub resource: String,
     pub fields: Vec<String>,
+    /// What a field's change means when its name does not say enough (a major upgrade).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Change {
+    pub fn changes(&self, field: &str) -> bool {
+        self.action == Action::Create || self.fields.iter().any(|f| f == field)
+    }
 }
 
 /// Every change `deploy` would make, in the order it makes them.
@@ -43,69 +51,63 @@ impl Plan {
     }
 }
 
-/// Compares `desired` with `observed` (what exists of this environment). Creates and updates
-/// come in creation order; deletes after them, in reverse order.
-pub fn plan(desired: &[Resource], observed: &[Resource]) -> Plan {
-    let observed_by_key: BTreeMap<(Kind, &str), &Resource> =
-        observed.iter().map(|r| ((r.kind, r.name.as_str()), r)).collect();
-    let mut changes = Vec::new();
-    let mut ordered: Vec<&Resource> = desired.iter().collect();
-    ordered.sort_by_key(|r| r.kind);
-    for want in ordered {
-        match observed_by_key.get(&(want.kind, want.name.as_str())) {
-            None => changes.push(change(Action::Create, want, want.props.keys().cloned().collect())),
-            Some(have) => {
-                let fields: Vec<String> = want
-                    .props
-                    .iter()
-                    .filter(|(key, value)| differs(value, have.props.get(*key)))
-                    .map(|(key, _)| key.clone())
-                    .collect();
+/// One change with the desired and observed resource it is about.
+pub struct Step<'a, R> {
+    pub change: Change,
+    pub want: Option<&'a R>,
+    pub have: Option<&'a R>,
+}
+
+/// The changes of one kind: creates and updates of what is desired, in its order, then the
+/// deletes of what exists and is no longer desired.
+pub fn steps<'a, R: Resource>(want: &'a [R], have: &'a [R]) -> Vec<Step<'a, R>> {
+    let mut steps = Vec::new();
+    for w in want {
+        match have.iter().find(|h| h.name() == w.name()) {
+            None => steps.push(Step { change: change::<R>(Action::Create, w.name(), Vec::new()), want: Some(w), have: None }),
+            Some(h) => {
+                let fields = w.diff(h);
                 if !fields.is_empty() {
-                    changes.push(change(Action::Update, want, fields));
+                    steps.push(Step { change: change::<R>(Action::Update, w.name(), fields), want: Some(w), have: Some(h) });
                 }
             }
         }
     }
-    let desired_keys: Vec<(Kind, &str)> = desired.iter().map(|r| (r.kind, r.name.as_str())).collect();
-    let mut deletes: Vec<&Resource> =
-        observed.iter().filter(|r| !desired_keys.contains(&(r.kind, r.name.as_str()))).collect();
-    deletes.sort_by_key(|r| std::cmp::Reverse(r.kind));
-    for gone in deletes {
-        changes.push(change(Action::Delete, gone, Vec::new()));
+    for h in have.iter().filter(|h| !want.iter().any(|w| w.name() == h.name())) {
+        steps.push(Step { change: change::<R>(Action::Delete, h.name(), Vec::new()), want: None, have: Some(h) });
     }
-    Plan { changes }
+    steps
 }
 
-/// A desired value differs from the observed one; a value only known after apply differs
-/// unless the resource already holds something there.
-fn differs(want: &Value, have: Option<&Value>) -> bool {
-    match have {
-        None => true,
-        Some(have) => !same(want, have),
-    }
-}
-
-fn same(want: &Value, have: &Value) -> bool {
-    match (want, have) {
-        (Value::String(w), _) if w == UNKNOWN => !have.is_null(),
-        (Value::Object(w), Value::Object(h)) => {
-            w.len() == h.len() && w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| same(v, hv)))
-        }
-        (Value::Array(w), Value::Array(h)) => w.len() == h.len() && w.iter().zip(h).all(|(a, b)| same(a, b)),
-        (Value::Number(w), Value::Number(h)) => w.as_f64() == h.as_f64(),
-        _ => want == have,
-    }
-}
-
-fn change(action: Action, resource: &Resource, fields: Vec<String>) -> Change {
+fn change<R: Resource>(action: Action, name: &str, fields: Vec<crate::diff::Field>) -> Change {
     Change {
         action,
-        kind: resource.kind,
-        name: resource.name.clone(),
-        resource: format!("{} {}", resource.kind.label(), resource.name),
-        fields,
+        kind: R::KIND,
+        name: name.to_owned(),
+        resource: format!("{} {name}", R::KIND.label()),
+        notes: fields.iter().filter_map(|f| f.note.clone()).collect(),
+        fields: fields.into_iter().map(|f| f.name.to_owned()).collect(),
     }
+}
+
+/// The changes of every kind: creates and updates in creation order, then deletes in reverse.
+pub fn plan(desired: &State, observed: &State) -> Plan {
+    fn changes<R: Resource>(want: &[R], have: &[R]) -> Vec<Change> {
+        steps(want, have).into_iter().map(|s| s.change).collect()
+    }
+    let mut all = Vec::new();
+    all.extend(changes(&desired.subnet_groups, &observed.subnet_groups));
+    all.extend(changes(&desired.clusters, &observed.clusters));
+    all.extend(changes(&desired.instances, &observed.instances));
+    all.extend(changes(&desired.roles, &observed.roles));
+    all.extend(changes(&desired.functions, &observed.functions));
+    all.extend(changes(&desired.apis, &observed.apis));
+    all.extend(changes(&desired.stages, &observed.stages));
+    let (mut deletes, mut changes): (Vec<Change>, Vec<Change>) = all.into_iter().partition(|c| c.action == Action::Delete);
+    changes.sort_by_key(|c| c.kind);
+    deletes.sort_by_key(|c| std::cmp::Reverse(c.kind));
+    changes.extend(deletes);
+    Plan { changes }
 }
 
 impl fmt::Display for Plan {
@@ -122,6 +124,9 @@ impl fmt::Display for Plan {
             write!(f, "{sign} {:?} {}", c.action, c.resource)?;
             if c.action == Action::Update {
                 write!(f, " ({})", c.fields.join(", "))?;
+            }
+            for note in &c.notes {
+                write!(f, ": {note}")?;
             }
             writeln!(f)?;
         }
@@ -140,8 +145,8 @@ impl fmt::Display for Plan {
 mod tests {
     use super::*;
     use crate::config::{EnvName, EnvironmentSpec};
-    use crate::desired::{Facts, desired};
-    use serde_json::json;
+    use crate::desired::{Facts, FunctionSpec, desired};
+    use crate::names::Arns;
 
     fn spec() -> EnvironmentSpec {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../environments/emulator.yaml");
@@ -150,7 +155,7 @@ mod tests {
 
     fn facts() -> Facts {
         Facts {
-            account_id: "123456789012".into(),
+            arns: Arns { partition: "aws".into(), region: "us-east-1".into(), account: "123456789012".into() },
             db_endpoint: Some("db.example".into()),
             db_secret_arn: Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:db".into()),
             api_id: Some("abc123".into()),
@@ -158,21 +163,21 @@ mod tests {
     }
 
     fn artifacts() -> crate::desired::Artifacts {
-        promo_core::routes::FUNCTION_CRATES.iter().map(|f| (f.to_string(), format!("sha-{f}"))).collect()
+        promo_shared::routes::FUNCTION_CRATES.iter().map(|f| (f.to_string(), format!("sha-{f}"))).collect()
     }
 
-    fn state(spec: &EnvironmentSpec) -> Vec<Resource> {
+    fn state(spec: &EnvironmentSpec) -> State {
         desired(&EnvName::parse("emulator").unwrap(), spec, &artifacts(), &facts())
     }
 
     #[test]
     fn from_nothing_everything_is_created_in_dependency_order() {
-        let plan = plan(&state(&spec()), &[]);
+        let plan = plan(&state(&spec()), &State::default());
         assert!(plan.changes.iter().all(|c| c.action == Action::Create));
         let kinds: Vec<Kind> = plan.changes.iter().map(|c| c.kind).collect();
         let mut sorted = kinds.clone();
         sorted.sort();
-        assert_eq!(kinds, sorted, "roles before the database before functions before the API");
+        assert_eq!(kinds, sorted, "the database before roles before functions before the API");
         assert_eq!(plan.changes.iter().filter(|c| c.kind == Kind::Function).count(), 6);
     }
 
@@ -200,27 +205,51 @@ mod tests {
     #[test]
     fn what_the_environment_no_longer_has_is_deleted_last_in_reverse_order() {
         let mut observed = state(&spec());
-        observed.push(Resource {
-            kind: Kind::Function,
-            name: "promo-codes-emulator-old".into(),
-            props: Default::default(),
-        });
-        observed.push(Resource {
-            kind: Kind::Role,
-            name: "promo-codes-emulator-old".into(),
-            props: Default::default(),
-        });
+        let mut old_function: FunctionSpec = observed.functions[0].clone();
+        old_function.name = "promo-codes-emulator-old".into();
+        observed.functions.push(old_function);
+        let mut old_role = observed.roles[0].clone();
+        old_role.name = "promo-codes-emulator-old".into();
+        observed.roles.push(old_role);
         let plan = plan(&state(&spec()), &observed);
         let deletes: Vec<(Action, Kind)> = plan.changes.iter().map(|c| (c.action, c.kind)).collect();
         assert_eq!(deletes, [(Action::Delete, Kind::Function), (Action::Delete, Kind::Role)]);
     }
 
     #[test]
-    fn a_value_known_only_after_apply_matches_whatever_aws_holds() {
-        assert!(same(&json!(UNKNOWN), &json!("arn:something")));
-        assert!(!same(&json!(UNKNOWN), &Value::Null));
-        assert!(same(&json!(1.0), &json!(1)));
-        assert!(!same(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+    fn a_value_known_only_after_apply_is_a_change() {
+        let observed = state(&spec());
+        let mut unknown = facts();
+        unknown.db_endpoint = None;
+        let want = desired(&EnvName::parse("emulator").unwrap(), &spec(), &artifacts(), &unknown);
+        let plan = plan(&want, &observed);
+        assert!(plan.changes.iter().all(|c| c.kind == Kind::Function && c.fields == ["env"]), "{plan}");
+        assert_eq!(plan.changes.len(), 6);
+    }
+
+    #[test]
+    fn a_tag_gone_from_the_file_is_an_update_of_tags_on_every_kind() {
+        let mut tagged = spec();
+        tagged.tags.insert("owner".into(), "growth".into());
+        let plan = plan(&state(&spec()), &state(&tagged));
+        assert!(plan.changes.iter().all(|c| c.action == Action::Update && c.fields == ["tags"]), "{plan}");
+        let kinds: std::collections::BTreeSet<Kind> = plan.changes.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds.len(), 6, "every kind but the subnet group (no VPC here): {plan}");
+    }
+
+    #[test]
+    fn an_engine_version_newer_than_the_file_is_no_change_and_an_older_one_an_upgrade() {
+        let want = state(&spec());
+        let mut newer = want.clone();
+        newer.clusters[0].engine_version = crate::config::EngineVersion::observed("16.6");
+        assert!(plan(&want, &newer).is_empty(), "AWS upgraded the minor version itself: nothing to do");
+
+        let mut file = spec();
+        file.database.engine_version = "17.2".to_owned().try_into().unwrap();
+        let plan = plan(&state(&file), &newer);
+        assert_eq!(plan.changes.len(), 1, "{plan}");
+        assert_eq!(plan.changes[0].fields, ["engine_version"]);
+        assert!(plan.to_string().contains("MAJOR version upgrade 16.6 -> 17.2"), "{plan}");
     }
 
     #[test]
@@ -234,6 +263,6 @@ mod tests {
         );
         let json = serde_json::to_value(&plan).unwrap();
         assert_eq!(json["changes"][0]["action"], "update");
-        assert_eq!(json["changes"][0]["fields"], json!(["rate_limit"]));
+        assert_eq!(json["changes"][0]["fields"], serde_json::json!(["rate_limit"]));
     }
 }

@@ -10,9 +10,11 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::apply::Zip;
-use crate::aws::{Clients, DeployError, aws_error};
+use crate::aws::Clients;
 use crate::config::{EnvName, EnvironmentSpec};
-use crate::desired::{ALIAS, Kind, Names};
+use crate::desired::LiveAlias;
+use crate::error::{DeployError, aws as aws_error, io};
+use crate::names::{ALIAS, Names};
 use crate::observe::observe;
 
 /// Lambda's own limit for a zip uploaded directly: anything bigger is not a function's code.
@@ -31,18 +33,17 @@ pub async fn fetch_live_code(
 ) -> Result<BTreeMap<String, Zip>, DeployError> {
     let observed = observe(clients, source, source_spec).await?;
     let names = Names::new(source);
-    std::fs::create_dir_all(dir).map_err(|e| DeployError::Refused(format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut zips = BTreeMap::new();
-    for crate_name in promo_core::routes::FUNCTION_CRATES {
+    for crate_name in promo_shared::routes::FUNCTION_CRATES {
         let function = names.function(crate_name);
-        let resource =
-            observed.resources.iter().find(|r| r.kind == Kind::Function && r.name == function).ok_or_else(|| {
-                DeployError::Refused(format!("{source} has no function {function}: deploy {source} first"))
-            })?;
-        match resource.props.get("live_alias").and_then(|v| v.as_str()) {
-            Some("current") => {}
-            Some("canary") => {
+        let resource = observed.state.functions.iter().find(|f| f.name == function).ok_or_else(|| {
+            DeployError::Refused(format!("{source} has no function {function}: deploy {source} first"))
+        })?;
+        match resource.live {
+            LiveAlias::Current => {}
+            LiveAlias::Canary => {
                 return Err(DeployError::Refused(format!(
                     "{function} is in the middle of a canary: finish it (`deploy --env {source}`) or undo it \
                      (`rollback --env {source}`) before promoting"
@@ -104,7 +105,7 @@ pub async fn fetch_live_code(
             )));
         }
         let path = dir.join(format!("{crate_name}.zip"));
-        std::fs::write(&path, &bytes).map_err(|e| DeployError::Refused(format!("writing {}: {e}", path.display())))?;
+        std::fs::write(&path, &bytes).map_err(io(format!("writing {}", path.display())))?;
         zips.insert(crate_name.to_string(), Zip { path, code_sha256: actual });
     }
     Ok(zips)

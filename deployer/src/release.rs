@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_lambda::error::ProvideErrorMetadata;
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
 
-use crate::aws::{Clients, DeployError, aws_error};
+use crate::aws::Clients;
+use crate::aws::lambda::canary_weights;
 use crate::config::{EnvName, Release};
-use crate::desired::{ALIAS, Names};
-use crate::observe::canary_weights;
+use crate::error::{DeployError, aws as aws_error};
+use crate::names::{ALIAS, Names};
 
 /// One function's `live` alias going from one published version to another.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,11 +109,11 @@ pub async fn rollback(clients: &Clients, env: &EnvName) -> Result<Vec<RolledBack
     let names = Names::new(env);
     let lambda = &clients.lambda;
     let mut aliases = Vec::new();
-    for crate_name in promo_core::routes::FUNCTION_CRATES {
+    for crate_name in promo_shared::routes::FUNCTION_CRATES {
         let function = names.function(crate_name);
         match lambda.get_alias().function_name(&function).name(ALIAS).send().await {
             Ok(alias) => aliases.push((function, alias)),
-            Err(e) if e.code() == Some("ResourceNotFoundException") => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
             Err(e) => return Err(aws_error(format!("reading the live alias of {function}"))(e)),
         }
     }

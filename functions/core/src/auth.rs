@@ -27,7 +27,7 @@ const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// A key set larger than this is not a key set.
 const JWKS_MAX_BYTES: u64 = 256 * 1024;
 const MIN_SECRET_BYTES: usize = 32;
-pub const DEFAULT_ADMIN_SCOPE: &str = "promo:admin";
+pub use promo_shared::DEFAULT_ADMIN_SCOPE;
 
 /// Who is calling: the token's subject, and whether it holds the admin scope.
 #[derive(Debug, Clone, PartialEq, Eq)]

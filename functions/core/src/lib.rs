@@ -7,7 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod domain;
 pub mod handlers;
-pub mod routes;
+pub use promo_shared::routes;
 pub mod secrets;
 pub mod startup;
 pub mod store;

@@ -105,7 +105,17 @@ fn rules_across_fields_are_checked() {
 #[test]
 fn environment_names_are_safe_in_aws_resource_names() {
     assert!(EnvName::parse("staging-2").is_ok());
-    for bad in ["", "Prod", "1dev", "dev_1", "a-very-long-environment-name"] {
+    assert!(EnvName::parse("dev-eu").is_ok());
+    // Aurora cluster identifiers end with a letter or digit and hold no "--".
+    for bad in ["", "Prod", "1dev", "dev_1", "a-very-long-environment-name", "dev-", "dev--eu"] {
         assert!(matches!(EnvName::parse(bad), Err(ConfigError::BadName(_))), "{bad}");
     }
+    let message = EnvName::parse("dev-").unwrap_err().to_string();
+    assert!(message.contains("not ending with '-'") && message.contains("'--'"), "{message}");
+}
+
+#[test]
+fn an_engine_version_must_be_major_and_minor() {
+    let err = error_with("engine_version: \"16.4\"", "engine_version: \"16\"");
+    assert!(err.contains("engine_version must be an Aurora PostgreSQL version such as \"16.4\""), "{err}");
 }

@@ -1,135 +1,20 @@
-//! The deployer against moto's server on loopback: a real AWS SDK talking to a real emulator.
-//! Each test starts its own server, so environments and counts never mix.
+//! Deploys, plans, promotion, canaries and rollback: the real AWS SDK against the emulator.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use deployer::apply::{Zip, deploy, destroy, plan_deploy};
+use deployer::apply::{deploy, destroy, plan_deploy};
 use deployer::aws::Clients;
-use deployer::config::{EnvName, EnvironmentSpec};
 use deployer::desired::Kind;
 use deployer::outputs::outputs;
 use deployer::plan::Action;
 use deployer::promote::fetch_live_code;
 use deployer::release::rollback;
-use sha2::{Digest, Sha256};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A moto server on a free loopback port, stopped when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let bin =
-            std::env::var_os("PROMO_VENV_BIN").map(PathBuf::from).unwrap_or_else(|| root().join("target/venv/bin"));
-        // moto's server, plus the code download behind GetFunction's Code.Location that promote
-        // needs and moto lacks (tools/emulator.py says how).
-        let python = bin.join("python");
-        assert!(python.exists(), "{} is missing: run `cargo xtask test`, which installs it", python.display());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut command = Command::new(python);
-        command
-            .arg(root().join("tools/emulator.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe. The server dies with the test thread that started
-        // it, even if the test binary is killed before any destructor runs.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
-                Ok(())
-            });
-        }
-        let child = command.spawn().expect("start tools/emulator.py");
-        let url = format!("http://127.0.0.1:{port}");
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        // Generous: under a full test run on two cores, six of these start at once.
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while agent.get(format!("{url}/moto-api/")).call().is_err() {
-            assert!(Instant::now() < deadline, "moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { child, url }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spec_named(name: &str) -> (EnvName, EnvironmentSpec) {
-    let text = std::fs::read_to_string(root().join("environments/emulator.yaml")).unwrap();
-    (EnvName::parse(name).unwrap(), EnvironmentSpec::parse(Path::new("emulator.yaml"), &text).unwrap())
-}
-
-/// Zips for every function: cargo-lambda's when `cargo xtask test` built them, otherwise small
-/// stand-ins (moto never runs the code).
-fn zips(dir: &Path, salt: &str) -> BTreeMap<String, Zip> {
-    let built = root().join("target/lambda/x86_64");
-    promo_core::routes::FUNCTION_CRATES
-        .iter()
-        .map(|f| {
-            let real = built.join(format!("{f}.zip"));
-            let path = if real.exists() && salt.is_empty() {
-                real
-            } else {
-                let path = dir.join(format!("{f}{salt}.zip"));
-                let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-                writer.start_file("bootstrap", zip::write::SimpleFileOptions::default()).unwrap();
-                writer.write_all(format!("#!/bin/sh\n# {f}{salt}\n").as_bytes()).unwrap();
-                writer.finish().unwrap();
-                path
-            };
-            let sha = Sha256::digest(std::fs::read(&path).unwrap());
-            let code_sha256 = base64::engine::general_purpose::STANDARD.encode(sha);
-            (f.to_string(), Zip { path, code_sha256 })
-        })
-        .collect()
-}
-
-/// A directory for a test's stand-in zips, removed when the test ends.
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(name: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("promo-deployer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
-}
-
-fn quiet(_: &str, _: Duration) {}
+use crate::helpers::{live_config, quiet, spec_named, temp_dir, zips, zips_with_salt};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_from_nothing_creates_everything_and_outputs_say_what() {
-    let moto = Moto::start();
+    let moto = crate::helpers::emulator();
     let (env, spec) = spec_named("emulator");
     let clients = Clients::for_emulator(&spec.region, &moto.url).await;
     let dir = temp_dir("first");
@@ -180,12 +65,12 @@ async fn a_deploy_from_nothing_creates_everything_and_outputs_say_what() {
             routes += 1;
         }
     }
-    assert_eq!(routes, promo_core::routes::ROUTES.len());
+    assert_eq!(routes, promo_shared::routes::ROUTES.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_deploy_with_nothing_changed_writes_nothing_and_plans_nothing() {
-    let moto = Moto::start();
+    let moto = crate::helpers::emulator();
     let (env, spec) = spec_named("emulator");
     let dir = temp_dir("noop");
     let zips = zips(&dir, "");
@@ -205,7 +90,7 @@ async fn a_second_deploy_with_nothing_changed_writes_nothing_and_plans_nothing()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_yaml_change_is_exactly_that_update() {
-    let moto = Moto::start();
+    let moto = crate::helpers::emulator();
     let (env, spec) = spec_named("emulator");
     let dir = temp_dir("change");
     let zips = zips(&dir, "");
@@ -241,13 +126,10 @@ async fn one_yaml_change_is_exactly_that_update() {
     assert_eq!(plan.changes[0].fields, ["code_sha256"]);
 }
 
-fn zips_with_salt(dir: &Path, function: &str, salt: &str) -> Zip {
-    zips(dir, salt).remove(function).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn destroy_removes_its_environment_and_leaves_the_other_alone() {
-    let moto = Moto::start();
+    let moto = crate::helpers::emulator();
     let (one, spec) = spec_named("alpha");
     let (two, _) = spec_named("beta");
     let dir = temp_dir("destroy");
@@ -260,9 +142,9 @@ async fn destroy_removes_its_environment_and_leaves_the_other_alone() {
     assert!(report.plan.changes.iter().all(|c| c.action == Action::Delete));
     let (plan, observed) = plan_deploy(&clients, &one, &spec, &zips).await.unwrap();
     assert!(
-        observed.resources.is_empty(),
+        observed.state.is_empty(),
         "left behind: {:?}",
-        observed.resources.iter().map(|r| &r.name).collect::<Vec<_>>()
+        observed.state
     );
     assert!(plan.changes.iter().all(|c| c.action == Action::Create));
     let (plan, _) = plan_deploy(&clients, &two, &spec, &zips).await.unwrap();
@@ -271,7 +153,7 @@ async fn destroy_removes_its_environment_and_leaves_the_other_alone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_interrupted_half_way_converges_on_the_next_run() {
-    let moto = Moto::start();
+    let moto = crate::helpers::emulator();
     let (env, spec) = spec_named("emulator");
     let dir = temp_dir("interrupted");
     let zips = zips(&dir, "");
@@ -298,54 +180,8 @@ async fn a_deploy_interrupted_half_way_converges_on_the_next_run() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_function_reads_its_database_credentials_from_the_rds_secret_not_from_a_variable() {
-    use promo_core::secrets::{DbCredentials, SecretsClient};
-    use sqlx::Connection;
-
-    let moto = Moto::start();
-    let secrets = SecretsClient::new("us-east-1", &moto.url, "testing", "testing", None);
-    let created = secrets
-        .call("CreateSecret", &serde_json::json!({"Name": "rds!cluster-test", "SecretString": r#"{"username":"postgres","password":"not-needed-locally"}"#}))
-        .expect("create the secret");
-    let arn = created["ARN"].as_str().expect("arn").to_owned();
-
-    let text = secrets.secret_string(&arn).expect("read the secret");
-    let credentials = DbCredentials::parse(&arn, &text).unwrap();
-    assert!(!format!("{credentials:?}").contains("not-needed-locally"), "Debug never shows the password");
-
-    let server = ephemeral_pg::shared_server_url().expect("a PostgreSQL for the test");
-    let port: u16 =
-        server.rsplit(':').next().and_then(|p| p.split('/').next()).and_then(|p| p.parse().ok()).expect("port");
-    let options = promo_core::startup::database_options(
-        "127.0.0.1",
-        port,
-        "postgres",
-        &credentials,
-        sqlx::postgres::PgSslMode::Disable,
-    );
-    let mut connection =
-        sqlx::PgConnection::connect_with(&options).await.expect("connect with the secret's credentials");
-    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut connection).await.unwrap();
-    assert_eq!(one, 1);
-
-    let missing = secrets.secret_string("arn:aws:secretsmanager:us-east-1:123456789012:secret:nope").unwrap_err();
-    assert!(
-        matches!(&missing, promo_core::secrets::SecretError::Refused { message, .. } if message.contains("ResourceNotFound")),
-        "{missing}"
-    );
-}
-
-/// The code and configuration `live` serves for one function.
-async fn live_config(
-    clients: &Clients,
-    function: &str,
-) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
-    clients.lambda.get_function_configuration().function_name(function).qualifier("live").send().await.unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn promote_copies_the_exact_code_and_keeps_the_targets_own_configuration() {
-    let moto = Moto::start();
+    let moto = crate::helpers::emulator();
     let (staging, staging_spec) = spec_named("staging");
     let (prod, mut prod_spec) = spec_named("prod");
     prod_spec.functions.defaults.memory_mb = 512.try_into().unwrap();
@@ -408,7 +244,7 @@ async fn promote_copies_the_exact_code_and_keeps_the_targets_own_configuration()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_canary_routes_its_share_to_the_new_version_then_moves_everything_after_the_migrations() {
-    let moto = Moto::start();
+    let moto = crate::helpers::emulator();
     let (env, mut spec) = spec_named("emulator");
     spec.release = Some(serde_yaml::from_str("{canary_percent: 10, bake_seconds: 3}").unwrap());
     let dir = temp_dir("canary");
@@ -458,7 +294,7 @@ async fn a_canary_routes_its_share_to_the_new_version_then_moves_everything_afte
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rollback_points_live_back_at_what_the_latest_release_replaced() {
-    let moto = Moto::start();
+    let moto = crate::helpers::emulator();
     let (env, spec) = spec_named("emulator");
     let dir = temp_dir("rollback");
     let clients = Clients::for_emulator(&spec.region, &moto.url).await;
@@ -496,7 +332,7 @@ async fn rollback_points_live_back_at_what_the_latest_release_replaced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_cut_short_before_the_migrations_ran_runs_them_on_the_next_run() {
-    let moto = Moto::start();
+    let moto = crate::helpers::emulator();
     let (env, spec) = spec_named("emulator");
     let dir = temp_dir("cut-before-migrate");
     let clients = Clients::for_emulator(&spec.region, &moto.url).await;

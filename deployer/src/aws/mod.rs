@@ -1,5 +1,13 @@
-//! The AWS clients of one deployment, from the SDK's standard chain (`AWS_PROFILE`,
-//! `AWS_REGION`, credentials, `AWS_ENDPOINT_URL`), each counting the calls it makes.
+//! The AWS side of the deployer: the clients of one deployment, from the SDK's standard chain
+//! (`AWS_PROFILE`, `AWS_REGION`, credentials, `AWS_ENDPOINT_URL`), each counting the calls it
+//! makes; and one reconciler per AWS service, each with the create, update, delete and reads of
+//! its resource kinds side by side, its waits and its retry rules.
+
+pub mod apigateway;
+pub mod iam;
+pub mod lambda;
+pub mod rds;
+pub mod wait;
 
 use std::sync::{Arc, Mutex};
 
@@ -110,31 +118,5 @@ impl Clients {
             region: region.to_owned(),
             log,
         }
-    }
-}
-
-/// Why a deployment step failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DeployError {
-    #[error("{what}: {message}")]
-    Aws { what: String, message: String },
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// Wraps an SDK error with what we were doing, keeping the service's own message.
-pub fn aws_error<E>(what: impl Into<String>) -> impl FnOnce(E) -> DeployError
-where
-    E: std::error::Error + 'static,
-{
-    let what = what.into();
-    move |error| {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message = format!("{message}: {cause}");
-            source = cause.source();
-        }
-        DeployError::Aws { what, message }
     }
 }

@@ -1,0 +1,97 @@
+//! What the deployer's tests share: an emulator per test, environment files under any name,
+//! zips to deploy, and a few reads of what was deployed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use deployer::apply::Zip;
+use deployer::aws::Clients;
+use deployer::config::{EnvName, EnvironmentSpec};
+use sha2::{Digest, Sha256};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The emulator (tools/emulator.py) on a free loopback port, stopped when dropped. Each test
+/// starts its own, so environments and counts never mix.
+pub fn emulator() -> aws_emulator::Emulator {
+    aws_emulator::Emulator::start().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// SDK clients for the emulator, counting their calls.
+pub async fn clients(emulator: &aws_emulator::Emulator) -> Clients {
+    Clients::for_emulator("us-east-1", &emulator.url).await
+}
+
+/// environments/emulator.yaml as environment `name`.
+pub fn spec_named(name: &str) -> (EnvName, EnvironmentSpec) {
+    let text = std::fs::read_to_string(root().join("environments/emulator.yaml")).unwrap();
+    (EnvName::parse(name).unwrap(), EnvironmentSpec::parse(Path::new("emulator.yaml"), &text).unwrap())
+}
+
+/// Zips for every function: cargo-lambda's when `cargo xtask test` built them, otherwise small
+/// stand-ins (the emulator runs no code).
+pub fn zips(dir: &Path, salt: &str) -> BTreeMap<String, Zip> {
+    let built = root().join("target/lambda/x86_64");
+    promo_shared::routes::FUNCTION_CRATES
+        .iter()
+        .map(|f| {
+            let real = built.join(format!("{f}.zip"));
+            let path = if real.exists() && salt.is_empty() {
+                real
+            } else {
+                let path = dir.join(format!("{f}{salt}.zip"));
+                let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+                writer.start_file("bootstrap", zip::write::SimpleFileOptions::default()).unwrap();
+                writer.write_all(format!("#!/bin/sh\n# {f}{salt}\n").as_bytes()).unwrap();
+                writer.finish().unwrap();
+                path
+            };
+            let sha = Sha256::digest(std::fs::read(&path).unwrap());
+            let code_sha256 = base64::engine::general_purpose::STANDARD.encode(sha);
+            (f.to_string(), Zip { path, code_sha256 })
+        })
+        .collect()
+}
+
+pub fn zips_with_salt(dir: &Path, function: &str, salt: &str) -> Zip {
+    zips(dir, salt).remove(function).unwrap()
+}
+
+/// A directory for a test's stand-in zips, removed when the test ends.
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(name: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!("promo-deployer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
+
+pub fn quiet(_: &str, _: Duration) {}
+
+/// The code and configuration `live` serves for one function.
+pub async fn live_config(
+    clients: &Clients,
+    function: &str,
+) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
+    clients.lambda.get_function_configuration().function_name(function).qualifier("live").send().await.unwrap()
+}

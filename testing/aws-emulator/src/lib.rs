@@ -1,0 +1,111 @@
+//! The project's AWS emulator (`tools/emulator.py`: moto's server plus what a real account does
+//! that moto does not) as a child process on a free loopback port, stopped when dropped and
+//! through the kernel's parent-death signal when its owner dies first.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous: under a full test run on two cores, several of these start at once.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A running emulator.
+#[derive(Debug)]
+pub struct Emulator {
+    child: Child,
+    port: u16,
+    /// `http://127.0.0.1:<port>`: the endpoint URL for the AWS SDK.
+    pub url: String,
+}
+
+/// The repository's root, where `tools/emulator.py` lives.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python of the pinned venv `cargo xtask test` installs (`PROMO_VENV_BIN` overrides).
+pub fn venv_python() -> PathBuf {
+    let bin = std::env::var_os("PROMO_VENV_BIN").map(PathBuf::from).unwrap_or_else(|| root().join("target/venv/bin"));
+    bin.join("python")
+}
+
+impl Emulator {
+    /// Starts the emulator with the venv's Python (tests).
+    pub fn start() -> Result<Emulator, String> {
+        let python = venv_python();
+        if !python.exists() {
+            return Err(format!("{} is missing: run `cargo xtask test`, which installs it", python.display()));
+        }
+        Self::start_with(&python)
+    }
+
+    /// Starts the emulator with `python`, which must have the pinned moto installed.
+    pub fn start_with(python: &Path) -> Result<Emulator, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("finding a free port: {e}"))?
+            .port();
+        let mut command = Command::new(python);
+        command
+            .arg(root().join("tools/emulator.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe. The server dies with the thread that started it,
+        // even if the process is killed before any destructor runs.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| format!("starting tools/emulator.py: {e}"))?;
+        let emulator = Emulator { child, port, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while emulator.get("/moto-api/").is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("the emulator did not answer within {START_TIMEOUT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(emulator)
+    }
+
+    fn get(&self, path: &str) -> std::io::Result<String> {
+        self.request("GET", path, "")
+    }
+
+    /// One HTTP/1.0 request to the emulator's own (non-AWS) endpoints; the answer's body.
+    fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let status = answer.split(' ').nth(1).unwrap_or_default();
+        if !status.starts_with('2') {
+            return Err(std::io::Error::other(format!("{method} {path}: {answer}")));
+        }
+        Ok(answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    }
+
+    /// Makes every invocation of `function` answer `payload` (JSON), as if its code had: the
+    /// emulator runs no function code yet (see tools/emulator.py).
+    pub fn set_lambda_answer(&self, function: &str, payload: &str) -> std::io::Result<()> {
+        let body = format!(r#"{{"FunctionName":"{function}","Payload":{payload}}}"#);
+        self.request("POST", "/moto-api/emulator/lambda-answers", &body).map(|_| ())
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
