@@ -41,6 +41,7 @@ from urllib.parse import unquote
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 from moto.apigateway import responses as apigateway_responses  # noqa: E402
+from moto.apigateway import urls as apigateway_urls  # noqa: E402
 from moto.apigateway.models import apigateway_backends  # noqa: E402
 from moto.awslambda import models as lambda_models  # noqa: E402
 from moto.awslambda_simple import models as lambda_simple_models  # noqa: E402
@@ -160,6 +161,10 @@ def patch_rest_api_tags() -> None:
         return "{}"
 
     response.tag_resource, response.untag_resource = tag_resource, untag_resource
+    # The ARN's slashes reach the server decoded: route an API's ARN as moto routes a stage's.
+    apigateway_urls.url_paths[
+        "{0}/tags/arn:(?P<partition>[^/]+):apigateway:(?P<region_name>[^/]+)::/restapis/(?P<function_id>[^/]+)$"
+    ] = apigateway_responses.APIGatewayResponse.dispatch
 
 
 # Answers by function name or glob, set through the emulator's endpoint; the newest wins.
@@ -173,7 +178,7 @@ def migration_versions() -> list[int]:
 
 
 def patch_lambda_answers() -> None:
-    ANSWERS.append(("*-migrate", json.dumps({"applied": migration_versions()}).encode()))
+    ANSWERS.append(("*-migrate", json.dumps({"applied": migration_versions()}, separators=(",", ":")).encode()))
     original = lambda_simple_models.LambdaSimpleBackend.invoke
 
     def invoke(self: object, function_name: str, qualifier: str | None, body: object, *rest: object) -> bytes | None:
@@ -193,7 +198,7 @@ def patch_lambda_answers() -> None:
         if not isinstance(body.get("FunctionName"), str) or "Payload" not in body:
             return 400, {}, json.dumps({"message": "expected {FunctionName, Payload}"})
         with ANSWERS_LOCK:
-            ANSWERS.append((body["FunctionName"], json.dumps(body["Payload"]).encode()))
+            ANSWERS.append((body["FunctionName"], json.dumps(body["Payload"], separators=(",", ":")).encode()))
         return 200, {}, "{}"
 
     moto_api_urls.url_paths["{0}/moto-api/emulator/lambda-answers"] = set_answer

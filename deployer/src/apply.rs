@@ -63,7 +63,11 @@ fn artifacts(zips: &BTreeMap<String, Zip>) -> Artifacts {
 
 /// Changes AWS cannot make in place: refused before the first write.
 fn refuse_impossible(plan: &Plan) -> Result<(), DeployError> {
-    if let Some(c) = plan.changes.iter().find(|c| c.kind == Kind::DbCluster && c.action == Action::Update && c.changes("subnet_group")) {
+    if let Some(c) = plan
+        .changes
+        .iter()
+        .find(|c| c.kind == Kind::DbCluster && c.action == Action::Update && c.changes("subnet_group"))
+    {
         return Err(DeployError::Refused(format!(
             "{} would move to other subnets, which Aurora cannot do in place: nothing was changed; keep \
              network.subnet_ids as they were, or destroy the environment and deploy it again",
@@ -148,7 +152,8 @@ pub async fn deploy(
     // The migrations run before any alias moves, while the previous version still serves:
     // they must keep working with it (expand now, contract in a later release). migrate's own
     // alias moves once its new version ran them, so a run cut short before runs them again.
-    let database_created = first_plan.touches(Kind::DbCluster, &ctx.names.cluster()).is_some_and(|c| c.action == Action::Create);
+    let database_created =
+        first_plan.touches(Kind::DbCluster, &ctx.names.cluster()).is_some_and(|c| c.action == Action::Create);
     if database_created || first_plan.touches(Kind::Function, &migrate_name).is_some() {
         let started = Instant::now();
         let qualifier = migrate_move.as_ref().map_or(ALIAS, |m: &Move| m.to.as_str());
@@ -184,7 +189,10 @@ pub async fn deploy(
 /// Deletes what `have` holds and `want` does not, dependents first.
 async fn delete_all(ctx: &Context<'_>, want: &State, have: &State, progress: Progress<'_>) -> Result<(), DeployError> {
     fn gone<'a, R: Resource>(want: &'a [R], have: &'a [R]) -> Vec<(Change, &'a R)> {
-        steps(want, have).into_iter().filter_map(|s| s.have.filter(|_| s.change.action == Action::Delete).map(|h| (s.change, h))).collect()
+        steps(want, have)
+            .into_iter()
+            .filter_map(|s| s.have.filter(|_| s.change.action == Action::Delete).map(|h| (s.change, h)))
+            .collect()
     }
     for (change, h) in gone(&want.stages, &have.stages) {
         let started = Instant::now();
@@ -237,9 +245,15 @@ pub async fn destroy(
     let protected_in_aws = observed.state.clusters.iter().any(|c| c.deletion_protection);
     if spec.database.deletion_protection || protected_in_aws {
         let (what, how) = if spec.database.deletion_protection {
-            ("environments/{env}.yaml sets database.deletion_protection: true", "set it to false and deploy, then destroy")
+            (
+                "environments/{env}.yaml sets database.deletion_protection: true",
+                "set it to false and deploy, then destroy",
+            )
         } else {
-            ("the cluster has deletion protection on in AWS", "deploy (the file says false, which turns it off), then destroy")
+            (
+                "the cluster has deletion protection on in AWS",
+                "deploy (the file says false, which turns it off), then destroy",
+            )
         };
         return Err(DeployError::Refused(format!(
             "aurora cluster {} is protected from deletion ({}): nothing was deleted; {how}",

@@ -59,8 +59,15 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] =
-        [Kind::DbSubnetGroup, Kind::DbCluster, Kind::DbInstance, Kind::Role, Kind::Function, Kind::RestApi, Kind::Stage];
+    pub const ALL: [Kind; 7] = [
+        Kind::DbSubnetGroup,
+        Kind::DbCluster,
+        Kind::DbInstance,
+        Kind::Role,
+        Kind::Function,
+        Kind::RestApi,
+        Kind::Stage,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {

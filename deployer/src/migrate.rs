@@ -59,8 +59,13 @@ mod tests {
 
     #[test]
     fn only_a_list_of_versions_is_a_migrate_answer() {
-        assert_eq!(versions(r#"{"applied":[20261125000000,20261125010000]}"#), Some(vec![20261125000000, 20261125010000]));
-        for bad in ["{}", r#"{"applied":[]}"#, r#"{"applied":["1"]}"#, r#"{"ok":true}"#, "Simple Lambda happy path OK", ""] {
+        assert_eq!(
+            versions(r#"{"applied":[20261125000000,20261125010000]}"#),
+            Some(vec![20261125000000, 20261125010000])
+        );
+        for bad in
+            ["{}", r#"{"applied":[]}"#, r#"{"applied":["1"]}"#, r#"{"ok":true}"#, "Simple Lambda happy path OK", ""]
+        {
             assert_eq!(versions(bad), None, "{bad}");
         }
     }

@@ -31,11 +31,8 @@ pub async fn observe(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
             expected.as_str()
         )));
     }
-    let partition = identity
-        .arn()
-        .and_then(partition_of_arn)
-        .unwrap_or_else(|| partition_of_region(&clients.region))
-        .to_owned();
+    let partition =
+        identity.arn().and_then(partition_of_arn).unwrap_or_else(|| partition_of_region(&clients.region)).to_owned();
     let arns = Arns { partition, region: clients.region.clone(), account };
 
     let (roles, database, functions, api) = tokio::join!(

@@ -38,8 +38,9 @@ pub async fn outputs(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
         );
     }
     let api_id = observed.facts.api_id.clone();
-    let api_url =
-        api_id.as_ref().map(|id| format!("https://{id}.execute-api.{}.{}/{}", spec.region, observed.facts.arns.dns_suffix(), spec.api.stage));
+    let api_url = api_id.as_ref().map(|id| {
+        format!("https://{id}.execute-api.{}.{}/{}", spec.region, observed.facts.arns.dns_suffix(), spec.api.stage)
+    });
     Ok(json!({
         "api_url": api_url,
         "api_id": api_id,

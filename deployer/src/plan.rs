@@ -64,11 +64,19 @@ pub fn steps<'a, R: Resource>(want: &'a [R], have: &'a [R]) -> Vec<Step<'a, R>> 
     let mut steps = Vec::new();
     for w in want {
         match have.iter().find(|h| h.name() == w.name()) {
-            None => steps.push(Step { change: change::<R>(Action::Create, w.name(), Vec::new()), want: Some(w), have: None }),
+            None => steps.push(Step {
+                change: change::<R>(Action::Create, w.name(), Vec::new()),
+                want: Some(w),
+                have: None,
+            }),
             Some(h) => {
                 let fields = w.diff(h);
                 if !fields.is_empty() {
-                    steps.push(Step { change: change::<R>(Action::Update, w.name(), fields), want: Some(w), have: Some(h) });
+                    steps.push(Step {
+                        change: change::<R>(Action::Update, w.name(), fields),
+                        want: Some(w),
+                        have: Some(h),
+                    });
                 }
             }
         }
@@ -103,7 +111,8 @@ pub fn plan(desired: &State, observed: &State) -> Plan {
     all.extend(changes(&desired.functions, &observed.functions));
     all.extend(changes(&desired.apis, &observed.apis));
     all.extend(changes(&desired.stages, &observed.stages));
-    let (mut deletes, mut changes): (Vec<Change>, Vec<Change>) = all.into_iter().partition(|c| c.action == Action::Delete);
+    let (mut deletes, mut changes): (Vec<Change>, Vec<Change>) =
+        all.into_iter().partition(|c| c.action == Action::Delete);
     changes.sort_by_key(|c| c.kind);
     deletes.sort_by_key(|c| std::cmp::Reverse(c.kind));
     changes.extend(deletes);

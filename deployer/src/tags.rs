@@ -53,7 +53,12 @@ impl Tags {
     /// What to set and remove on a resource tagged `have` to make it tagged `self`.
     pub fn changes_from(&self, have: &Tags) -> TagChanges {
         TagChanges {
-            set: self.0.iter().filter(|(k, v)| have.0.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            set: self
+                .0
+                .iter()
+                .filter(|(k, v)| have.0.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             remove: have.0.keys().filter(|k| !self.0.contains_key(*k)).cloned().collect(),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::environment::{check_protected, clients, load, zips};
+use crate::environment::{check_protected, clients, explained, load, zips};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,7 +26,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let report = deployer::apply::deploy(&clients, &env, &spec, &zips, &progress).await;
         (report, clients.log.calls().len(), clients.log.writes().len())
     });
-    let report = report?;
+    let report = report.map_err(explained)?;
     if report.plan.is_empty() {
         println!("No changes: {env} already matches environments/{env}.yaml.");
     } else {

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::environment::{clients, load};
+use crate::environment::{clients, explained, load};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,11 +21,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();
-    let report = runtime.block_on(async {
-        let clients = clients(&spec).await;
-        let progress = |line: &str, took: std::time::Duration| eprintln!("  {line} ({:.1?})", took);
-        deployer::apply::destroy(&clients, &env, &spec, &progress).await
-    })?;
+    let report = runtime
+        .block_on(async {
+            let clients = clients(&spec).await;
+            let progress = |line: &str, took: std::time::Duration| eprintln!("  {line} ({:.1?})", took);
+            deployer::apply::destroy(&clients, &env, &spec, &progress).await
+        })
+        .map_err(explained)?;
     println!("Destroyed {env}: {} resources in {:.1?}.", report.plan.changes.len(), started.elapsed());
     Ok(())
 }

@@ -28,43 +28,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The emulator as a child process on a free loopback port, stopped when dropped (the bench).
-pub struct Running {
-    child: std::process::Child,
-    pub url: String,
-}
-
-impl Running {
-    pub fn start() -> anyhow::Result<Running> {
-        let sh = Shell::new()?;
-        let python = python_tools(&sh)?.join("python");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut command = std::process::Command::new(python);
-        command
-            .arg(workspace_root().join("tools/emulator.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        // SAFETY: prctl is async-signal-safe; the emulator dies with the thread that started it.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
-                Ok(())
-            });
-        }
-        let child = command.spawn().context("starting tools/emulator.py")?;
-        let running = Running { child, url: format!("http://127.0.0.1:{port}") };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            anyhow::ensure!(std::time::Instant::now() < deadline, "the emulator did not start within 60 s");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Ok(running)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+pub fn start() -> anyhow::Result<aws_emulator::Emulator> {
+    let sh = Shell::new()?;
+    let python = python_tools(&sh)?.join("python");
+    aws_emulator::Emulator::start_with(&python).map_err(anyhow::Error::msg)
 }

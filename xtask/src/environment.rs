@@ -57,3 +57,8 @@ pub fn check_protected(env: &EnvName, spec: &EnvironmentSpec, yes: bool, what: &
     }
     Ok(())
 }
+
+/// A deployer error with its whole cause, the AWS service's code, message and request id included.
+pub fn explained(error: deployer::error::DeployError) -> anyhow::Error {
+    anyhow::anyhow!(error.report())
+}

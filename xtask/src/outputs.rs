@@ -1,6 +1,6 @@
 //! `cargo xtask outputs --env <ENV> [--json]`: what is deployed.
 
-use crate::environment::{clients, load};
+use crate::environment::{clients, explained, load};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,10 +14,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (env, spec) = load(&args.env)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let outputs = runtime.block_on(async {
-        let clients = clients(&spec).await;
-        deployer::outputs::outputs(&clients, &env, &spec).await
-    })?;
+    let outputs = runtime
+        .block_on(async {
+            let clients = clients(&spec).await;
+            deployer::outputs::outputs(&clients, &env, &spec).await
+        })
+        .map_err(explained)?;
     if args.json {
         println!("{outputs}");
     } else {

@@ -1,6 +1,6 @@
 //! `cargo xtask plan --env <ENV> [--json]`: what `deploy` would change, changing nothing.
 
-use crate::environment::{clients, load, zips};
+use crate::environment::{clients, explained, load, zips};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -15,10 +15,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (env, spec) = load(&args.env)?;
     let zips = zips(&spec)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let (plan, _) = runtime.block_on(async {
-        let clients = clients(&spec).await;
-        deployer::apply::plan_deploy(&clients, &env, &spec, &zips).await
-    })?;
+    let (plan, _) = runtime
+        .block_on(async {
+            let clients = clients(&spec).await;
+            deployer::apply::plan_deploy(&clients, &env, &spec, &zips).await
+        })
+        .map_err(explained)?;
     if args.json {
         let changes: Vec<_> = plan
             .changes

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::environment::{check_protected, clients, load};
+use crate::environment::{check_protected, clients, explained, load};
 use crate::workspace_root;
 
 #[derive(clap::Args)]
@@ -35,6 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let source_clients = clients(&source_spec).await;
         let zips = deployer::promote::fetch_live_code(&source_clients, &source, &source_spec, &target_spec, &dir)
             .await
+            .map_err(explained)
             .with_context(|| format!("fetching the code live in {source}"))?;
         for (function, zip) in &zips {
             eprintln!("  {function}: {} from {source}", zip.code_sha256);
@@ -42,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let target_clients = clients(&target_spec).await;
         let report = deployer::apply::deploy(&target_clients, &target, &target_spec, &zips, &progress)
             .await
+            .map_err(explained)
             .with_context(|| format!("deploying to {target}"))?;
         anyhow::Ok((report, target_clients.log.calls().len(), target_clients.log.writes().len()))
     })?;

@@ -205,8 +205,13 @@ pub async fn apply_api(
 /// Rebuilds the API's resources, methods and AWS_PROXY integrations from the route table.
 async fn build_routes(ctx: &Context<'_>, api_id: &str) -> Result<(), DeployError> {
     let apigw = &ctx.clients.apigateway;
-    let existing =
-        apigw.get_resources().rest_api_id(api_id).limit(500).send().await.map_err(aws("reading the API's resources"))?;
+    let existing = apigw
+        .get_resources()
+        .rest_api_id(api_id)
+        .limit(500)
+        .send()
+        .await
+        .map_err(aws("reading the API's resources"))?;
     let root = existing
         .items()
         .iter()

@@ -23,7 +23,8 @@ pub async fn observe(names: &Names, iam: &aws_sdk_iam::Client) -> Result<Vec<Rol
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => continue,
             Err(e) => return Err(aws(format!("reading role {name}"))(e)),
         };
-        let tags = Tags::observed(role.role().map(|r| r.tags()).unwrap_or_default().iter().map(|t| (t.key(), t.value())));
+        let tags =
+            Tags::observed(role.role().map(|r| r.tags()).unwrap_or_default().iter().map(|t| (t.key(), t.value())));
         let mut managed = Vec::new();
         let mut pages = iam.list_attached_role_policies().role_name(&name).into_paginator().send();
         while let Some(page) = pages.next().await {
@@ -37,7 +38,9 @@ pub async fn observe(names: &Names, iam: &aws_sdk_iam::Client) -> Result<Vec<Rol
                 let decoded = percent_encoding::percent_decode_str(out.policy_document()).decode_utf8_lossy();
                 Known::Value(serde_json::from_str(&decoded).unwrap_or(Value::Null))
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Known::Value(Value::Null),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+                Known::Value(Value::Null)
+            }
             Err(e) => return Err(aws(format!("reading the policy of role {name}"))(e)),
         };
         found.push(RoleSpec { name, managed_policies: managed, inline_policy, tags });
@@ -45,7 +48,12 @@ pub async fn observe(names: &Names, iam: &aws_sdk_iam::Client) -> Result<Vec<Rol
     Ok(found)
 }
 
-pub async fn apply(ctx: &Context<'_>, change: &Change, want: &RoleSpec, have: Option<&RoleSpec>) -> Result<(), DeployError> {
+pub async fn apply(
+    ctx: &Context<'_>,
+    change: &Change,
+    want: &RoleSpec,
+    have: Option<&RoleSpec>,
+) -> Result<(), DeployError> {
     let iam = &ctx.clients.iam;
     let name = &want.name;
     let tags = |set: &mut dyn Iterator<Item = (&str, &str)>| -> Vec<aws_sdk_iam::types::Tag> {

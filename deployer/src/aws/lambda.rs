@@ -216,7 +216,8 @@ pub async fn apply(
         }
         wait_active(lambda, name).await?;
     } else {
-        let config_fields = ["role", "runtime", "handler", "memory_mb", "timeout_seconds", "env", "subnet_ids", "security_group_ids"];
+        let config_fields =
+            ["role", "runtime", "handler", "memory_mb", "timeout_seconds", "env", "subnet_ids", "security_group_ids"];
         if config_fields.iter().any(|f| change.changes(f)) {
             lambda
                 .update_function_configuration()

@@ -207,7 +207,14 @@ pub async fn apply_cluster(
             .map_err(aws(format!("creating aurora cluster {}", want.name)))?;
     } else {
         let have = have.ok_or_else(|| DeployError::Internal(format!("updating {} unseen", want.name)))?;
-        let settings = ["engine_version", "min_capacity", "max_capacity", "deletion_protection", "backup_retention_days", "security_group_ids"];
+        let settings = [
+            "engine_version",
+            "min_capacity",
+            "max_capacity",
+            "deletion_protection",
+            "backup_retention_days",
+            "security_group_ids",
+        ];
         if settings.iter().any(|f| change.changes(f)) {
             // Only what changed is sent: above all, EngineVersion only for an upgrade the file
             // asks for, since a cluster AWS moved to a newer minor version cannot go back.

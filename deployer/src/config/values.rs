@@ -237,7 +237,6 @@ impl Architecture {
     }
 }
 
-
 /// An Aurora PostgreSQL engine version, `major.minor` (such as `16.4`). In an environment file
 /// it is a minimum: AWS upgrades minor versions by itself, and never goes back down.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

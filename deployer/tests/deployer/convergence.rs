@@ -18,12 +18,25 @@ async fn tags_in_aws(clients: &Clients, env: &str, api_id: &str) -> Vec<(String,
     all.push((function.clone(), tags.tags().cloned().unwrap_or_default().into_iter().collect()));
     let role = clients.iam.list_role_tags().role_name(&function).send().await.unwrap();
     all.push((format!("role {function}"), role.tags().iter().map(|t| (t.key().into(), t.value().into())).collect()));
-    let cluster = clients.rds.describe_db_clusters().db_cluster_identifier(format!("promo-codes-{env}")).send().await.unwrap();
+    let cluster =
+        clients.rds.describe_db_clusters().db_cluster_identifier(format!("promo-codes-{env}")).send().await.unwrap();
     let tag_list = cluster.db_clusters()[0].tag_list();
-    all.push(("cluster".into(), tag_list.iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect()));
-    let instance = clients.rds.describe_db_instances().db_instance_identifier(format!("promo-codes-{env}-1")).send().await.unwrap();
+    all.push((
+        "cluster".into(),
+        tag_list.iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+    ));
+    let instance = clients
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(format!("promo-codes-{env}-1"))
+        .send()
+        .await
+        .unwrap();
     let tag_list = instance.db_instances()[0].tag_list();
-    all.push(("instance".into(), tag_list.iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect()));
+    all.push((
+        "instance".into(),
+        tag_list.iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+    ));
     let api = clients.apigateway.get_rest_api().rest_api_id(api_id).send().await.unwrap();
     all.push(("rest api".into(), api.tags().cloned().unwrap_or_default().into_iter().collect()));
     let stage = clients.apigateway.get_stage().rest_api_id(api_id).stage_name("v1").send().await.unwrap();
@@ -73,10 +86,21 @@ async fn an_engine_minor_version_newer_than_the_file_deploys_cleanly_and_is_not_
 
     // AWS's auto minor version upgrade, behind the deployer's back.
     let rds = &clients.rds;
-    rds.modify_db_cluster().db_cluster_identifier("promo-codes-aged").engine_version("16.6").apply_immediately(true).send().await.unwrap();
+    rds.modify_db_cluster()
+        .db_cluster_identifier("promo-codes-aged")
+        .engine_version("16.6")
+        .apply_immediately(true)
+        .send()
+        .await
+        .unwrap();
     // The emulator refuses a downgrade as a real account does.
-    let downgrade =
-        rds.modify_db_cluster().db_cluster_identifier("promo-codes-aged").engine_version("16.4").apply_immediately(true).send().await;
+    let downgrade = rds
+        .modify_db_cluster()
+        .db_cluster_identifier("promo-codes-aged")
+        .engine_version("16.4")
+        .apply_immediately(true)
+        .send()
+        .await;
     let message = aws_smithy_types::error::display::DisplayErrorContext(downgrade.unwrap_err()).to_string();
     assert!(message.contains("Cannot upgrade aurora-postgresql from 16.6 to 16.4"), "{message}");
 

@@ -126,7 +126,6 @@ async fn one_yaml_change_is_exactly_that_update() {
     assert_eq!(plan.changes[0].fields, ["code_sha256"]);
 }
 
-
 #[tokio::test(flavor = "multi_thread")]
 async fn destroy_removes_its_environment_and_leaves_the_other_alone() {
     let moto = crate::helpers::emulator();
@@ -141,11 +140,7 @@ async fn destroy_removes_its_environment_and_leaves_the_other_alone() {
     let report = destroy(&clients, &one, &spec, &quiet).await.unwrap();
     assert!(report.plan.changes.iter().all(|c| c.action == Action::Delete));
     let (plan, observed) = plan_deploy(&clients, &one, &spec, &zips).await.unwrap();
-    assert!(
-        observed.state.is_empty(),
-        "left behind: {:?}",
-        observed.state
-    );
+    assert!(observed.state.is_empty(), "left behind: {:?}", observed.state);
     assert!(plan.changes.iter().all(|c| c.action == Action::Create));
     let (plan, _) = plan_deploy(&clients, &two, &spec, &zips).await.unwrap();
     assert!(plan.is_empty(), "beta was touched: {plan}");

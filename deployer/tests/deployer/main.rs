@@ -2,7 +2,7 @@
 //! against the project's emulator (tools/emulator.py) on loopback.
 
 mod config;
+mod convergence;
 mod deploy;
 mod helpers;
 mod ownership;
-mod convergence;

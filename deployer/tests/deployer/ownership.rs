@@ -26,7 +26,11 @@ async fn dev_and_dev_eu_side_by_side_never_touch_each_other() {
     assert_eq!(clients.log.writes().len(), before, "a deploy of an unchanged dev writes nothing");
 
     let report = destroy(&clients, &dev, &dev_spec, &quiet).await.unwrap();
-    assert!(report.plan.changes.iter().all(|c| c.action == Action::Delete && !c.name.contains("dev-eu")), "{}", report.plan);
+    assert!(
+        report.plan.changes.iter().all(|c| c.action == Action::Delete && !c.name.contains("dev-eu")),
+        "{}",
+        report.plan
+    );
     let (plan, observed) = plan_deploy(&clients, &dev_eu, &dev_eu_spec, &zips).await.unwrap();
     assert!(plan.is_empty(), "destroying dev touched dev-eu: {plan}");
     assert_eq!(observed.state.functions.len(), 6, "dev-eu keeps its six functions");
@@ -73,7 +77,10 @@ async fn a_refused_destroy_of_a_protected_environment_leaves_every_resource_in_p
     let writes = clients.log.writes().len();
 
     let refused = destroy(&clients, &env, &spec, &quiet).await.unwrap_err().to_string();
-    assert!(refused.contains("database.deletion_protection: true") && refused.contains("nothing was deleted"), "{refused}");
+    assert!(
+        refused.contains("database.deletion_protection: true") && refused.contains("nothing was deleted"),
+        "{refused}"
+    );
     assert_eq!(clients.log.writes().len(), writes, "not one delete was sent");
     let (_, after) = plan_deploy(&clients, &env, &spec, &zips).await.unwrap();
     assert_eq!(after.state.len(), before.state.len());

@@ -11,7 +11,6 @@ use deployer::aws::Clients;
 use super::Sizes;
 use super::stats::Latencies;
 use crate::build::Artifact;
-use crate::emulator::Running;
 use crate::environment::load;
 
 pub struct NoOp {
@@ -22,7 +21,7 @@ pub struct NoOp {
 }
 
 pub async fn run(artifacts: &[Artifact], sizes: &Sizes) -> anyhow::Result<NoOp> {
-    let emulator = tokio::task::spawn_blocking(Running::start).await??;
+    let emulator = tokio::task::spawn_blocking(crate::emulator::start).await??;
     let (env, spec) = load("emulator")?;
     let zips: BTreeMap<String, Zip> = artifacts
         .iter()
@@ -31,7 +30,7 @@ pub async fn run(artifacts: &[Artifact], sizes: &Sizes) -> anyhow::Result<NoOp> 
     let quiet = |_: &str, _: Duration| {};
     let clients = Clients::for_emulator(&spec.region, &emulator.url).await;
     let started = Instant::now();
-    deploy(&clients, &env, &spec, &zips, &quiet).await?;
+    deploy(&clients, &env, &spec, &zips, &quiet).await.map_err(crate::environment::explained)?;
     let first = started.elapsed();
 
     let mut wall = Vec::new();
@@ -39,7 +38,7 @@ pub async fn run(artifacts: &[Artifact], sizes: &Sizes) -> anyhow::Result<NoOp> 
     for _ in 0..sizes.noop_reps {
         let clients = Clients::for_emulator(&spec.region, &emulator.url).await;
         let started = Instant::now();
-        let report = deploy(&clients, &env, &spec, &zips, &quiet).await?;
+        let report = deploy(&clients, &env, &spec, &zips, &quiet).await.map_err(crate::environment::explained)?;
         wall.push(started.elapsed());
         anyhow::ensure!(report.plan.is_empty(), "a second deploy planned changes:\n{}", report.plan);
         (calls, writes) = (clients.log.calls().len(), clients.log.writes().len());

@@ -6,5 +6,6 @@ mod auth;
 mod events;
 mod helpers;
 mod redeem;
+mod secrets;
 mod store;
 mod tokens;
