@@ -210,3 +210,10 @@ impl Resource for StageSpec {
             .0
     }
 }
+
+impl ClusterSpec {
+    /// The names of the fields that differ (tests and messages).
+    pub fn diff_names(&self, have: &Self) -> Vec<&'static str> {
+        self.diff(have).into_iter().map(|f| f.name).collect()
+    }
+}

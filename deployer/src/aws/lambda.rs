@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_lambda::operation::create_function::CreateFunctionError;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
     Architecture, Environment, FunctionCode, FunctionConfiguration, LogFormat, LoggingConfig, Runtime, VpcConfig,
@@ -29,6 +30,16 @@ const NOT_YET: [&str; 2] = [
     "The role defined for the function cannot be assumed by Lambda",
     "The provided execution role does not have permissions to call CreateNetworkInterface on EC2",
 ];
+
+/// Whether CreateFunction failed only because IAM has not caught up with a new role.
+fn role_not_ready(error: Option<&CreateFunctionError>) -> bool {
+    match error {
+        Some(CreateFunctionError::InvalidParameterValueException(e)) => {
+            e.message().is_some_and(|text| NOT_YET.iter().any(|m| text.contains(m)))
+        }
+        _ => false,
+    }
+}
 
 /// The environment's functions as Lambda holds them: exactly the names it derives.
 pub async fn observe(ctx_names: &Names, lambda: &aws_sdk_lambda::Client) -> Result<Vec<FunctionSpec>, DeployError> {
@@ -203,12 +214,7 @@ pub async fn apply(
         loop {
             match create.clone().send().await {
                 Ok(_) => break,
-                Err(e)
-                    if e.as_service_error().is_some_and(|s| {
-                        s.is_invalid_parameter_value_exception()
-                            && NOT_YET.iter().any(|m| s.meta().message().is_some_and(|text| text.contains(m)))
-                    }) && started.elapsed() < ROLE_PROPAGATION =>
-                {
+                Err(e) if role_not_ready(e.as_service_error()) && started.elapsed() < ROLE_PROPAGATION => {
                     tokio::time::sleep(ROLE_RETRY_EVERY).await;
                 }
                 Err(e) => return Err(aws(format!("creating function {name}"))(e)),

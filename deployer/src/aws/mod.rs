@@ -9,6 +9,9 @@ pub mod lambda;
 pub mod rds;
 pub mod wait;
 
+#[cfg(test)]
+mod mocked;
+
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
