@@ -24,10 +24,17 @@ does after applying them; `POST /moto-api/emulator/lambda-answers` with
 `{"FunctionName": <name or glob>, "Payload": <json>}` sets another answer (tests use it to make a
 function misbehave).
 
-Usage: python tools/emulator.py [-H 127.0.0.1] [-p 5000]
+Real-account behaviour (quotas, Lambda and RDS states, IAM's propagation delay): see
+`real_account.py`. It is on unless `--plain` is given; its durations are flags.
+
+Usage: python tools/emulator.py [-H 127.0.0.1] [-p 5000] [--plain] [--quota-scale 1.0]
+         [--cluster-creating 4] [--instance-creating 4] [--cluster-modifying 2]
+         [--lambda-pending 0.5] [--role-propagation 3]
 """
 
+import argparse
 import base64
+import dataclasses
 import fnmatch
 import http.server
 import json
@@ -49,7 +56,10 @@ from moto.core.config import default_user_config  # noqa: E402
 from moto.moto_api._internal import urls as moto_api_urls  # noqa: E402
 from moto.rds import models as rds_models  # noqa: E402
 from moto.rds.exceptions import RDSClientError  # noqa: E402
-from moto.server import main  # noqa: E402
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
+from werkzeug.serving import run_simple  # noqa: E402
+
+import real_account  # noqa: E402
 
 # Lambda invocations without Docker: moto answers them itself.
 default_user_config["lambda"] = {"use_docker": False}
@@ -204,11 +214,27 @@ def patch_lambda_answers() -> None:
     moto_api_urls.url_paths["{0}/moto-api/emulator/lambda-answers"] = set_answer
 
 
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="moto, plus what a real AWS account does")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("--plain", action="store_true", help="moto as it is: no quotas, states or delays")
+    for field in dataclasses.fields(real_account.Timings):
+        flag = "--" + field.name.replace("_", "-")
+        parser.add_argument(flag, type=float, default=field.default, help="seconds" if field.name != "quota_scale" else "")
+    return parser.parse_args()
+
+
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    host = args[args.index("-H") + 1] if "-H" in args else "127.0.0.1"
-    patch_code_location(host, serve_code(host))
+    args = arguments()
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    patch_code_location(args.host, serve_code(args.host))
     patch_engine_version_rules()
     patch_rest_api_tags()
     patch_lambda_answers()
-    main(args)
+    app = DomainDispatcherApplication(create_backend_app)
+    if not args.plain:
+        timings = real_account.Timings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(real_account.Timings)})
+        real_account.install(timings)
+        app = real_account.Quotas(app, timings.quota_scale)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::aws::{Clients, apigateway, iam, lambda, rds};
 use crate::config::{EnvName, EnvironmentSpec};
@@ -17,6 +17,7 @@ use crate::migrate::migrate;
 use crate::names::{ALIAS, Names};
 use crate::observe::{Observed, observe};
 use crate::plan::{Action, Change, Plan, plan, steps};
+use crate::progress::{Event, Progress};
 use crate::release::{Move, release};
 
 /// A built function: its zip and Lambda's `CodeSha256` of it.
@@ -34,16 +35,15 @@ pub struct Report {
     pub migrations: Vec<i64>,
 }
 
-/// What every reconciler works with: the clients, the names, what AWS has told us so far.
+/// What every reconciler works with: the clients, the names, what AWS has told us so far,
+/// and where to say what it waits on.
 pub struct Context<'a> {
     pub clients: &'a Clients,
     pub names: Names,
     pub facts: Facts,
     pub zips: &'a BTreeMap<String, Zip>,
+    pub progress: Progress<'a>,
 }
-
-/// Hears of each finished step, with its time.
-pub type Progress<'a> = &'a dyn Fn(&str, Duration);
 
 /// Plans a deployment: observes the account, diffs it against the desired state.
 pub async fn plan_deploy(
@@ -83,7 +83,7 @@ fn finished(progress: Progress<'_>, change: &Change, started: Instant) {
         Action::Update => "updated",
         Action::Delete => "deleted",
     };
-    progress(&format!("{verb} {}", change.resource), started.elapsed());
+    progress(Event::Done(&format!("{verb} {}", change.resource)), started.elapsed());
 }
 
 /// The creates and updates of one kind: each change, the desired resource, the observed one.
@@ -102,7 +102,7 @@ pub async fn deploy(
     let (first_plan, observed) = plan_deploy(clients, env, spec, zips).await?;
     refuse_impossible(&first_plan)?;
     let have = &observed.state;
-    let mut ctx = Context { clients, names: Names::new(env), facts: observed.facts.clone(), zips };
+    let mut ctx = Context { clients, names: Names::new(env), facts: observed.facts.clone(), zips, progress };
     let mut report = Report { plan: first_plan.clone(), ..Report::default() };
     let release_id = release_id();
     let migrate_name = ctx.names.function("migrate");
@@ -124,6 +124,16 @@ pub async fn deploy(
         let started = Instant::now();
         rds::apply_instance(&ctx, &change, w, h).await?;
         finished(progress, &change, started);
+    }
+    // A run cut short while the database was being created or modified finds it not yet
+    // available: wait for it before the roles, functions and migrations that need it.
+    if !observed.database_available {
+        for cluster in &have.clusters {
+            rds::wait_cluster(&ctx, &cluster.name).await?;
+        }
+        for instance in &have.instances {
+            rds::wait_instance(&ctx, &instance.name).await?;
+        }
     }
     if ctx.facts.db_endpoint.is_none() || ctx.facts.db_secret_arn.is_none() {
         let database = rds::observe(&ctx.names, &clients.rds).await?;
@@ -159,12 +169,13 @@ pub async fn deploy(
         let qualifier = migrate_move.as_ref().map_or(ALIAS, |m: &Move| m.to.as_str());
         let versions = migrate(clients, &migrate_name, qualifier).await?;
         let listed: Vec<String> = versions.iter().map(i64::to_string).collect();
-        progress(&format!("migrated the database: migration versions {}", listed.join(", ")), started.elapsed());
+        let line = format!("migrated the database: migration versions {}", listed.join(", "));
+        progress(Event::Done(&line), started.elapsed());
         report.migrated = true;
         report.migrations = versions;
     }
     if let Some(m) = migrate_move {
-        release(clients, &[m], &release_id, None, &|_, _| {}).await?;
+        release(clients, &[m], &release_id, None, &crate::progress::quiet).await?;
     }
     release(clients, &moves, &release_id, spec.release, progress).await?;
 
@@ -262,7 +273,7 @@ pub async fn destroy(
         )));
     }
     let plan = plan(&State::default(), &observed.state);
-    let ctx = Context { clients, names, facts: observed.facts.clone(), zips: &BTreeMap::new() };
+    let ctx = Context { clients, names, facts: observed.facts.clone(), zips: &BTreeMap::new(), progress };
     delete_all(&ctx, &State::default(), &observed.state, progress).await?;
     Ok(Report { plan, ..Report::default() })
 }

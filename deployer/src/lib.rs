@@ -17,6 +17,7 @@ pub mod names;
 pub mod observe;
 pub mod outputs;
 pub mod plan;
+pub mod progress;
 pub mod promote;
 pub mod release;
 pub mod tags;

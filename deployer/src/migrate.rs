@@ -13,13 +13,8 @@ const SHOWN: usize = 500;
 
 /// Invokes `function` at `qualifier` (a version, or the alias); the migration versions it reports.
 pub async fn migrate(clients: &Clients, function: &str, qualifier: &str) -> Result<Vec<i64>, DeployError> {
-    let out = clients
-        .lambda
-        .invoke()
-        .function_name(function)
-        .qualifier(qualifier)
-        .payload(Blob::new("{}"))
-        .send()
+    let invoke = clients.lambda.invoke().function_name(function).qualifier(qualifier).payload(Blob::new("{}"));
+    let out = crate::aws::retry::unless_busy(clients.timing.lambda_poll, || invoke.clone().send())
         .await
         .map_err(aws(format!("invoking {function}:{qualifier}")))?;
     let payload = out.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned()).unwrap_or_default();

@@ -17,6 +17,9 @@ pub use crate::aws::lambda::canary_weights;
 pub struct Observed {
     pub state: State,
     pub facts: Facts,
+    /// The cluster and instance that exist are `available`: a run cut short while they were
+    /// being created or modified waits for them before anything that needs the database.
+    pub database_available: bool,
 }
 
 pub async fn observe(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -> Result<Observed, DeployError> {
@@ -54,11 +57,11 @@ pub async fn observe(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
     refuse_foreign(&state, env)?;
     let facts = Facts {
         arns,
-        db_endpoint: database.facts.endpoint,
-        db_secret_arn: database.facts.secret_arn,
+        db_endpoint: database.facts.endpoint.clone(),
+        db_secret_arn: database.facts.secret_arn.clone(),
         api_id: api.api_id,
     };
-    Ok(Observed { state, facts })
+    Ok(Observed { state, facts, database_available: database.facts.available })
 }
 
 /// Refuses when a resource with one of the environment's names is not tagged as its own.

@@ -3,7 +3,6 @@
 //! from which version; that is all `rollback` needs, so there is still no state file.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
 
@@ -12,6 +11,7 @@ use crate::aws::lambda::canary_weights;
 use crate::config::{EnvName, Release};
 use crate::error::{DeployError, aws as aws_error};
 use crate::names::{ALIAS, Names};
+use crate::progress::{Event, Progress};
 
 /// One function's `live` alias going from one published version to another.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub async fn release(
     moves: &[Move],
     release_id: &str,
     canary: Option<Release>,
-    progress: &dyn Fn(&str, Duration),
+    progress: Progress<'_>,
 ) -> Result<(), DeployError> {
     let lambda = &clients.lambda;
     let canaries: Vec<&Move> = moves.iter().filter(|m| m.from != m.to).collect();
@@ -82,7 +82,7 @@ pub async fn release(
             canaries.len(),
             canary.bake_seconds.duration().as_secs()
         );
-        progress(&line, started.elapsed());
+        progress(Event::Done(&line), started.elapsed());
         // The bake is the point of a canary: a deliberate wait, not a wait on AWS.
         tokio::time::sleep(canary.bake_seconds.duration()).await;
     }
@@ -98,7 +98,8 @@ pub async fn release(
             .send()
             .await
             .map_err(aws_error(format!("moving the live alias of {}", m.function)))?;
-        progress(&format!("live of {} -> version {} (was {})", m.function, m.to, m.from), started.elapsed());
+        let line = format!("live of {} -> version {} (was {})", m.function, m.to, m.from);
+        progress(Event::Done(&line), started.elapsed());
     }
     Ok(())
 }

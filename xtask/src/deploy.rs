@@ -22,8 +22,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let (report, calls, writes) = runtime.block_on(async {
         let clients = clients(&spec).await;
-        let progress = |line: &str, took: std::time::Duration| eprintln!("  {line} ({:.1?})", took);
-        let report = deployer::apply::deploy(&clients, &env, &spec, &zips, &progress).await;
+        let reporter = crate::progress::Reporter::new();
+        let report = deployer::apply::deploy(&clients, &env, &spec, &zips, &|e, d| reporter.report(e, d)).await;
         (report, clients.log.calls().len(), clients.log.writes().len())
     });
     let report = report.map_err(explained)?;

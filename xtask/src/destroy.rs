@@ -24,8 +24,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let report = runtime
         .block_on(async {
             let clients = clients(&spec).await;
-            let progress = |line: &str, took: std::time::Duration| eprintln!("  {line} ({:.1?})", took);
-            deployer::apply::destroy(&clients, &env, &spec, &progress).await
+            let reporter = crate::progress::Reporter::new();
+            deployer::apply::destroy(&clients, &env, &spec, &|e, d| reporter.report(e, d)).await
         })
         .map_err(explained)?;
     println!("Destroyed {env}: {} resources in {:.1?}.", report.plan.changes.len(), started.elapsed());

@@ -12,6 +12,10 @@ use crate::workspace_root;
 pub struct Args {
     #[arg(long, default_value_t = 5000)]
     pub port: u16,
+    /// moto as it is: no API Gateway quotas, no Lambda or RDS states, no IAM delay. By default
+    /// the emulator behaves like a real account (see tools/real_account.py), in seconds.
+    #[arg(long)]
+    pub plain: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -23,7 +27,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let script = workspace_root().join("tools/emulator.py");
     let port = args.port.to_string();
     println!("AWS_ENDPOINT_URL=http://127.0.0.1:{port} (environments/emulator.yaml deploys here; Ctrl-C stops it)");
-    cmd!(sh, "{python} {script} -H 127.0.0.1 -p {port}").quiet().run()?;
+    let plain = args.plain.then_some("--plain");
+    cmd!(sh, "{python} {script} -H 127.0.0.1 -p {port} {plain...}").quiet().run()?;
     Ok(())
 }
 
@@ -31,5 +36,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub fn start() -> anyhow::Result<aws_emulator::Emulator> {
     let sh = Shell::new()?;
     let python = python_tools(&sh)?.join("python");
-    aws_emulator::Emulator::start_with(&python).map_err(anyhow::Error::msg)
+    aws_emulator::Emulator::start_with(&python, aws_emulator::TEST_ARGS).map_err(anyhow::Error::msg)
 }

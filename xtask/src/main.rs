@@ -11,6 +11,7 @@ mod gateway;
 mod local;
 mod outputs;
 mod plan;
+mod progress;
 mod promote;
 mod rollback;
 mod test;

@@ -30,7 +30,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = workspace_root().join("target/promote").join(source.as_str());
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();
-    let progress = |line: &str, took: std::time::Duration| eprintln!("  {line} ({:.1?})", took);
+    let reporter = crate::progress::Reporter::new();
+    let progress = |e: deployer::progress::Event<'_>, d: std::time::Duration| reporter.report(e, d);
     let (report, calls, writes) = runtime.block_on(async {
         let source_clients = clients(&source_spec).await;
         let zips = deployer::promote::fetch_live_code(&source_clients, &source, &source_spec, &target_spec, &dir)

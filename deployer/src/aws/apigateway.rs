@@ -14,6 +14,8 @@ use crate::names::{ALIAS, APP, Names};
 use crate::plan::{Action, Change};
 use crate::tags::{TagChanges, Tags};
 
+use super::retry;
+
 /// The environment's API and its stages, as API Gateway holds them.
 #[derive(Debug, Clone, Default)]
 pub struct Api {
@@ -31,15 +33,22 @@ pub fn permission_id(api_id: &str) -> String {
 /// tags; another of the same name is someone else's, and never planned.
 pub async fn observe(names: &Names, clients: &crate::aws::Clients) -> Result<Api, DeployError> {
     let apigw = &clients.apigateway;
+    let pause = clients.timing.throttle_pause;
     let mut ours = Vec::new();
-    let mut pages = apigw.get_rest_apis().limit(500).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(aws("listing REST APIs"))?;
+    let mut position = None;
+    loop {
+        let page = retry::throttled(pause, || apigw.get_rest_apis().limit(500).set_position(position.take()).send())
+            .await
+            .map_err(aws("listing REST APIs"))?;
+        position = page.position().map(str::to_owned);
         for api in page.items().iter().filter(|a| a.name() == Some(names.api().as_str())) {
             let tags = Tags::observed(api.tags().into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())));
             if tags.belong_to(names.env()) {
                 ours.push((api.id().unwrap_or_default().to_owned(), tags));
             }
+        }
+        if position.is_none() {
+            break;
         }
     }
     let (api_id, tags) = match ours.len() {
@@ -57,9 +66,14 @@ pub async fn observe(names: &Names, clients: &crate::aws::Clients) -> Result<Api
     };
 
     let mut routes = Vec::new();
-    let mut pages = apigw.get_resources().rest_api_id(&api_id).embed("methods").limit(500).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(aws("reading the API's resources"))?;
+    let mut position = None;
+    loop {
+        let page = retry::throttled(pause, || {
+            apigw.get_resources().rest_api_id(&api_id).embed("methods").limit(500).set_position(position.take()).send()
+        })
+        .await
+        .map_err(aws("reading the API's resources"))?;
+        position = page.position().map(str::to_owned);
         for item in page.items() {
             for (method, detail) in item.resource_methods().into_iter().flatten() {
                 let target = detail
@@ -70,6 +84,9 @@ pub async fn observe(names: &Names, clients: &crate::aws::Clients) -> Result<Api
                     .unwrap_or("?");
                 routes.push(format!("{method} {} -> {target}", item.path().unwrap_or("")));
             }
+        }
+        if position.is_none() {
+            break;
         }
     }
     routes.sort();
@@ -90,7 +107,9 @@ pub async fn observe(names: &Names, clients: &crate::aws::Clients) -> Result<Api
     invokers.sort();
 
     let mut stages = Vec::new();
-    let out = apigw.get_stages().rest_api_id(&api_id).send().await.map_err(aws("reading the API's stages"))?;
+    let out = retry::throttled(pause, || apigw.get_stages().rest_api_id(&api_id).send())
+        .await
+        .map_err(aws("reading the API's stages"))?;
     for stage in out.item() {
         let tags = Tags::observed(stage.tags().into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())));
         // A stage someone added by hand is theirs: never planned.
@@ -98,15 +117,13 @@ pub async fn observe(names: &Names, clients: &crate::aws::Clients) -> Result<Api
             continue;
         }
         let deployment = match stage.deployment_id() {
-            Some(id) => apigw
-                .get_deployment()
-                .rest_api_id(&api_id)
-                .deployment_id(id)
-                .send()
-                .await
-                .map_err(aws("reading the stage's deployment"))?
-                .description()
-                .map(str::to_owned),
+            Some(id) => {
+                retry::throttled(pause, || apigw.get_deployment().rest_api_id(&api_id).deployment_id(id).send())
+                    .await
+                    .map_err(aws("reading the stage's deployment"))?
+                    .description()
+                    .map(str::to_owned)
+            }
             None => None,
         };
         let settings = stage.method_settings().and_then(|m| m.get("*/*"));
@@ -125,21 +142,16 @@ pub async fn observe(names: &Names, clients: &crate::aws::Clients) -> Result<Api
 /// Tags and untags any API Gateway resource by its ARN.
 async fn retag(ctx: &Context<'_>, arn: &str, changes: TagChanges) -> Result<(), DeployError> {
     let apigw = &ctx.clients.apigateway;
+    let pause = ctx.clients.timing.throttle_pause;
     if !changes.remove.is_empty() {
-        apigw
-            .untag_resource()
-            .resource_arn(arn)
-            .set_tag_keys(Some(changes.remove.clone()))
-            .send()
-            .await
-            .map_err(aws(format!("untagging {arn}")))?;
+        retry::throttled(pause, || {
+            apigw.untag_resource().resource_arn(arn).set_tag_keys(Some(changes.remove.clone())).send()
+        })
+        .await
+        .map_err(aws(format!("untagging {arn}")))?;
     }
     if !changes.set.is_empty() {
-        apigw
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(changes.set_map()))
-            .send()
+        retry::throttled(pause, || apigw.tag_resource().resource_arn(arn).set_tags(Some(changes.set_map())).send())
             .await
             .map_err(aws(format!("tagging {arn}")))?;
     }
@@ -154,18 +166,21 @@ pub async fn apply_api(
     have: Option<&RestApiSpec>,
 ) -> Result<String, DeployError> {
     let apigw = &ctx.clients.apigateway;
+    let pause = ctx.clients.timing.throttle_pause;
     let api_id = match (&ctx.facts.api_id, change.action) {
         (Some(id), Action::Update) => id.clone(),
         _ => {
-            let created = apigw
-                .create_rest_api()
-                .name(&want.name)
-                .description(format!("{APP} {}: routes from promo_shared::routes", ctx.names.env()))
-                .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
-                .set_tags(Some(want.tags.to_map()))
-                .send()
-                .await
-                .map_err(aws(format!("creating REST API {}", want.name)))?;
+            let created = retry::throttled(pause, || {
+                apigw
+                    .create_rest_api()
+                    .name(&want.name)
+                    .description(format!("{APP} {}: routes from promo_shared::routes", ctx.names.env()))
+                    .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
+                    .set_tags(Some(want.tags.to_map()))
+                    .send()
+            })
+            .await
+            .map_err(aws(format!("creating REST API {}", want.name)))?;
             created.id().unwrap_or_default().to_owned()
         }
     };
@@ -205,11 +220,8 @@ pub async fn apply_api(
 /// Rebuilds the API's resources, methods and AWS_PROXY integrations from the route table.
 async fn build_routes(ctx: &Context<'_>, api_id: &str) -> Result<(), DeployError> {
     let apigw = &ctx.clients.apigateway;
-    let existing = apigw
-        .get_resources()
-        .rest_api_id(api_id)
-        .limit(500)
-        .send()
+    let pause = ctx.clients.timing.throttle_pause;
+    let existing = retry::throttled(pause, || apigw.get_resources().rest_api_id(api_id).limit(500).send())
         .await
         .map_err(aws("reading the API's resources"))?;
     let root = existing
@@ -220,13 +232,11 @@ async fn build_routes(ctx: &Context<'_>, api_id: &str) -> Result<(), DeployError
         .ok_or_else(|| DeployError::Refused(format!("REST API {api_id} has no root resource")))?
         .to_owned();
     for top in existing.items().iter().filter(|r| r.parent_id() == Some(root.as_str())) {
-        apigw
-            .delete_resource()
-            .rest_api_id(api_id)
-            .resource_id(top.id().unwrap_or_default())
-            .send()
-            .await
-            .map_err(aws("removing an old API resource"))?;
+        retry::throttled(pause, || {
+            apigw.delete_resource().rest_api_id(api_id).resource_id(top.id().unwrap_or_default()).send()
+        })
+        .await
+        .map_err(aws("removing an old API resource"))?;
     }
     let mut ids: BTreeMap<String, String> = BTreeMap::from([(String::new(), root)]);
     for route in ROUTES {
@@ -235,40 +245,41 @@ async fn build_routes(ctx: &Context<'_>, api_id: &str) -> Result<(), DeployError
             let parent = ids[&path].clone();
             path = format!("{path}/{part}");
             if !ids.contains_key(&path) {
-                let created = apigw
-                    .create_resource()
-                    .rest_api_id(api_id)
-                    .parent_id(parent)
-                    .path_part(part)
-                    .send()
-                    .await
-                    .map_err(aws(format!("creating API resource {path}")))?;
+                let created = retry::throttled(pause, || {
+                    apigw.create_resource().rest_api_id(api_id).parent_id(&parent).path_part(part).send()
+                })
+                .await
+                .map_err(aws(format!("creating API resource {path}")))?;
                 ids.insert(path.clone(), created.id().unwrap_or_default().to_owned());
             }
         }
         let resource_id = ids[&path].clone();
         // Authentication is the functions' job (JWT verification in promo_core::auth).
-        apigw
-            .put_method()
-            .rest_api_id(api_id)
-            .resource_id(&resource_id)
-            .http_method(route.method)
-            .authorization_type("NONE")
-            .send()
-            .await
-            .map_err(aws(format!("creating {} {}", route.method, route.path)))?;
+        retry::throttled(pause, || {
+            apigw
+                .put_method()
+                .rest_api_id(api_id)
+                .resource_id(&resource_id)
+                .http_method(route.method)
+                .authorization_type("NONE")
+                .send()
+        })
+        .await
+        .map_err(aws(format!("creating {} {}", route.method, route.path)))?;
         let function = ctx.names.function(route.function.name());
-        apigw
-            .put_integration()
-            .rest_api_id(api_id)
-            .resource_id(&resource_id)
-            .http_method(route.method)
-            .r#type(IntegrationType::AwsProxy)
-            .integration_http_method("POST")
-            .uri(ctx.facts.arns.integration_uri(&function))
-            .send()
-            .await
-            .map_err(aws(format!("integrating {} {}", route.method, route.path)))?;
+        retry::throttled(pause, || {
+            apigw
+                .put_integration()
+                .rest_api_id(api_id)
+                .resource_id(&resource_id)
+                .http_method(route.method)
+                .r#type(IntegrationType::AwsProxy)
+                .integration_http_method("POST")
+                .uri(ctx.facts.arns.integration_uri(&function))
+                .send()
+        })
+        .await
+        .map_err(aws(format!("integrating {} {}", route.method, route.path)))?;
     }
     Ok(())
 }
@@ -280,29 +291,30 @@ pub async fn apply_stage(
     have: Option<&StageSpec>,
 ) -> Result<(), DeployError> {
     let apigw = &ctx.clients.apigateway;
+    let pause = ctx.clients.timing.throttle_pause;
     let api_id = ctx.facts.api_id.clone().ok_or_else(|| DeployError::Internal("the REST API does not exist".into()))?;
     let deployment = if change.changes("deployment") {
-        let created = apigw
-            .create_deployment()
-            .rest_api_id(&api_id)
-            .set_description(want.deployment.clone())
-            .send()
-            .await
-            .map_err(aws("deploying the API"))?;
+        let created = retry::throttled(pause, || {
+            apigw.create_deployment().rest_api_id(&api_id).set_description(want.deployment.clone()).send()
+        })
+        .await
+        .map_err(aws("deploying the API"))?;
         created.id().map(str::to_owned)
     } else {
         None
     };
     if change.action == Action::Create {
-        apigw
-            .create_stage()
-            .rest_api_id(&api_id)
-            .stage_name(&want.name)
-            .set_deployment_id(deployment.clone())
-            .set_tags(Some(want.tags.to_map()))
-            .send()
-            .await
-            .map_err(aws(format!("creating stage {}", want.name)))?;
+        retry::throttled(pause, || {
+            apigw
+                .create_stage()
+                .rest_api_id(&api_id)
+                .stage_name(&want.name)
+                .set_deployment_id(deployment.clone())
+                .set_tags(Some(want.tags.to_map()))
+                .send()
+        })
+        .await
+        .map_err(aws(format!("creating stage {}", want.name)))?;
     }
     let mut patches = Vec::new();
     if let (Action::Update, Some(id)) = (change.action, &deployment) {
@@ -315,14 +327,16 @@ pub async fn apply_stage(
         patches.push(PatchOperation::builder().op(Op::Replace).path("/*/*/throttling/burstLimit").value(burst).build());
     }
     if !patches.is_empty() {
-        apigw
-            .update_stage()
-            .rest_api_id(&api_id)
-            .stage_name(&want.name)
-            .set_patch_operations(Some(patches))
-            .send()
-            .await
-            .map_err(aws(format!("updating stage {}", want.name)))?;
+        retry::throttled(pause, || {
+            apigw
+                .update_stage()
+                .rest_api_id(&api_id)
+                .stage_name(&want.name)
+                .set_patch_operations(Some(patches.clone()))
+                .send()
+        })
+        .await
+        .map_err(aws(format!("updating stage {}", want.name)))?;
     }
     if let (true, Some(have)) = (change.action == Action::Update && change.changes("tags"), have) {
         // A stage's tags live on the stage's ARN, not on the API's.
@@ -332,8 +346,13 @@ pub async fn apply_stage(
 }
 
 pub async fn delete_stage(ctx: &Context<'_>, have: &StageSpec) -> Result<(), DeployError> {
+    let pause = ctx.clients.timing.throttle_pause;
     let Some(api_id) = &ctx.facts.api_id else { return Ok(()) };
-    match ctx.clients.apigateway.delete_stage().rest_api_id(api_id).stage_name(&have.name).send().await {
+    match retry::throttled(pause, || {
+        ctx.clients.apigateway.delete_stage().rest_api_id(api_id).stage_name(&have.name).send()
+    })
+    .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(()),
         Err(e) => Err(aws(format!("deleting stage {}", have.name))(e)),
@@ -341,8 +360,9 @@ pub async fn delete_stage(ctx: &Context<'_>, have: &StageSpec) -> Result<(), Dep
 }
 
 pub async fn delete_api(ctx: &Context<'_>) -> Result<(), DeployError> {
+    let pause = ctx.clients.timing.throttle_pause;
     let Some(api_id) = &ctx.facts.api_id else { return Ok(()) };
-    match ctx.clients.apigateway.delete_rest_api().rest_api_id(api_id).send().await {
+    match retry::throttled(pause, || ctx.clients.apigateway.delete_rest_api().rest_api_id(api_id).send()).await {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(()),
         Err(e) => Err(aws("deleting the REST API")(e)),

@@ -19,10 +19,13 @@ use crate::plan::{Action, Change};
 use crate::release::Move;
 use crate::tags::Tags;
 
+use super::retry;
+use super::wait::{self, Check};
+
 const FUNCTION_WAIT: Duration = Duration::from_secs(5 * 60);
+const LATEST: &str = "$LATEST";
 /// How long IAM may take before Lambda can assume a new role (terraform-provider-aws waits as long).
 const ROLE_PROPAGATION: Duration = Duration::from_secs(5 * 60);
-const ROLE_RETRY_EVERY: Duration = Duration::from_secs(2);
 
 /// The messages of `InvalidParameterValueException` that mean "IAM has not caught up yet":
 /// the only ones worth retrying.
@@ -169,6 +172,7 @@ pub async fn apply(
     have: Option<&FunctionSpec>,
 ) -> Result<Option<Move>, DeployError> {
     let lambda = &ctx.clients.lambda;
+    let every = ctx.clients.timing.lambda_poll;
     let name = &want.name;
     let role_arn = ctx.facts.arns.role(&ctx.names.role_path(), &want.role);
     let mut variables = std::collections::HashMap::new();
@@ -215,17 +219,17 @@ pub async fn apply(
             match create.clone().send().await {
                 Ok(_) => break,
                 Err(e) if role_not_ready(e.as_service_error()) && started.elapsed() < ROLE_PROPAGATION => {
-                    tokio::time::sleep(ROLE_RETRY_EVERY).await;
+                    tokio::time::sleep(ctx.clients.timing.role_retry).await;
                 }
                 Err(e) => return Err(aws(format!("creating function {name}"))(e)),
             }
         }
-        wait_active(lambda, name).await?;
+        wait_ready(ctx, name, LATEST).await?;
     } else {
         let config_fields =
             ["role", "runtime", "handler", "memory_mb", "timeout_seconds", "env", "subnet_ids", "security_group_ids"];
         if config_fields.iter().any(|f| change.changes(f)) {
-            lambda
+            let update = lambda
                 .update_function_configuration()
                 .function_name(name)
                 .role(&role_arn)
@@ -235,23 +239,23 @@ pub async fn apply(
                 .timeout(want.timeout_seconds)
                 .environment(environment)
                 .logging_config(logging)
-                .vpc_config(vpc)
-                .send()
+                .vpc_config(vpc);
+            retry::unless_busy(every, || update.clone().send())
                 .await
                 .map_err(aws(format!("updating the configuration of {name}")))?;
-            wait_updated(lambda, name).await?;
+            wait_ready(ctx, name, LATEST).await?;
         }
         // Code goes up only when its SHA-256 differs from the function's CodeSha256.
         if change.changes("code_sha256") || change.changes("architecture") {
-            lambda
+            let upload = lambda
                 .update_function_code()
                 .function_name(name)
                 .zip_file(Blob::new(zip()?))
-                .architectures(architecture)
-                .send()
+                .architectures(architecture);
+            retry::unless_busy(every, || upload.clone().send())
                 .await
                 .map_err(aws(format!("uploading the code of {name}")))?;
-            wait_updated(lambda, name).await?;
+            wait_ready(ctx, name, LATEST).await?;
         }
         if let (true, Some(have)) = (change.changes("tags"), have) {
             retag(ctx, name, &want.tags, &have.tags).await?;
@@ -284,16 +288,15 @@ pub async fn apply(
     if !FunctionSpec::RUNTIME_FIELDS.iter().any(|f| change.changes(f)) {
         return Ok(None);
     }
-    let version = lambda
-        .publish_version()
-        .function_name(name)
-        .code_sha256(&want.code_sha256)
-        .send()
+    let publish = lambda.publish_version().function_name(name).code_sha256(&want.code_sha256);
+    let version = retry::unless_busy(every, || publish.clone().send())
         .await
         .map_err(aws(format!("publishing a version of {name}")))?
         .version()
         .unwrap_or_default()
         .to_owned();
+    // A new version is Pending for a moment: nothing may invoke it before it is Active.
+    wait_ready(ctx, name, &version).await?;
     match lambda.get_alias().function_name(name).name(ALIAS).send().await {
         Ok(alias) => {
             let from = alias.function_version().unwrap_or_default().to_owned();
@@ -341,26 +344,33 @@ async fn retag(ctx: &Context<'_>, name: &str, want: &Tags, have: &Tags) -> Resul
     Ok(())
 }
 
-async fn wait_active(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<(), DeployError> {
-    use aws_sdk_lambda::client::Waiters;
-    lambda
-        .wait_until_function_active_v2()
-        .function_name(name)
-        .wait(FUNCTION_WAIT)
-        .await
-        .map_err(aws(format!("waiting for {name} to be active")))?;
-    Ok(())
-}
-
-async fn wait_updated(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<(), DeployError> {
-    use aws_sdk_lambda::client::Waiters;
-    lambda
-        .wait_until_function_updated_v2()
-        .function_name(name)
-        .wait(FUNCTION_WAIT)
-        .await
-        .map_err(aws(format!("waiting for {name} to finish updating")))?;
-    Ok(())
+/// Waits until `qualifier` of function `name` (`$LATEST` or a version) is Active and its last
+/// update Successful; a Failed state is an error with Lambda's reason.
+pub async fn wait_ready(ctx: &Context<'_>, name: &str, qualifier: &str) -> Result<(), DeployError> {
+    let lambda = &ctx.clients.lambda;
+    let what =
+        if qualifier == "$LATEST" { format!("function {name}") } else { format!("version {qualifier} of {name}") };
+    wait::until(&what, ctx.clients.timing.lambda_poll, FUNCTION_WAIT, ctx.progress, || async {
+        let config = lambda
+            .get_function_configuration()
+            .function_name(name)
+            .qualifier(qualifier)
+            .send()
+            .await
+            .map_err(aws(format!("reading {what}")))?;
+        let state = config.state().map(|s| s.as_str()).unwrap_or("Active");
+        let update = config.last_update_status().map(|s| s.as_str()).unwrap_or("Successful");
+        if state == "Failed" || update == "Failed" {
+            let reason = config.state_reason().or(config.last_update_status_reason()).unwrap_or("no reason given");
+            return Err(DeployError::Refused(format!("{what} failed to become ready: {reason}")));
+        }
+        Ok(if state == "Active" && update == "Successful" {
+            Check::Ready
+        } else {
+            Check::NotYet(format!("state {state}, last update {update}"))
+        })
+    })
+    .await
 }
 
 pub async fn delete(ctx: &Context<'_>, have: &FunctionSpec) -> Result<(), DeployError> {

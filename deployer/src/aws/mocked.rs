@@ -50,6 +50,7 @@ async fn clients(rules: &[&Rule]) -> Clients {
         sts: client!(aws_sdk_sts),
         region: "cn-north-1".into(),
         log,
+        timing: crate::aws::Timing::EMULATOR,
     }
 }
 
@@ -65,6 +66,7 @@ fn context<'a>(clients: &'a Clients, zips: &'a BTreeMap<String, Zip>) -> Context
             api_id: Some("api123".into()),
         },
         zips,
+        progress: &crate::progress::quiet,
     }
 }
 

@@ -7,12 +7,14 @@ pub mod apigateway;
 pub mod iam;
 pub mod lambda;
 pub mod rds;
+pub mod retry;
 pub mod wait;
 
 #[cfg(test)]
 mod mocked;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -65,6 +67,34 @@ impl Intercept for CallLog {
     }
 }
 
+/// How often the deployer polls and how it paces retries: AWS's own pace, or an emulator's,
+/// whose states last seconds instead of minutes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Aurora takes minutes: poll at a fixed interval, not the SDK waiters' doubling one.
+    pub rds_poll: Duration,
+    pub lambda_poll: Duration,
+    /// The pause between CreateFunction calls while Lambda cannot assume a new role yet.
+    pub role_retry: Duration,
+    /// The first pause after a throttled call that names no Retry-After; it doubles from there.
+    pub throttle_pause: Duration,
+}
+
+impl Timing {
+    pub const AWS: Timing = Timing {
+        rds_poll: Duration::from_secs(15),
+        lambda_poll: Duration::from_secs(1),
+        role_retry: Duration::from_secs(2),
+        throttle_pause: Duration::from_secs(2),
+    };
+    pub const EMULATOR: Timing = Timing {
+        rds_poll: Duration::from_millis(500),
+        lambda_poll: Duration::from_millis(200),
+        role_retry: Duration::from_millis(500),
+        throttle_pause: Duration::from_millis(500),
+    };
+}
+
 /// The clients a deployment uses.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -75,16 +105,19 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub region: String,
     pub log: CallLog,
+    pub timing: Timing,
 }
 
 impl Clients {
-    /// Clients for `region` from the standard credential chain.
+    /// Clients for `region` from the standard credential chain. With `AWS_ENDPOINT_URL` set
+    /// (an emulator), waits poll at the emulator's pace.
     pub async fn new(region: &str) -> Clients {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_owned()))
             .load()
             .await;
-        Self::from_config(&config, region)
+        let timing = if std::env::var_os("AWS_ENDPOINT_URL").is_some() { Timing::EMULATOR } else { Timing::AWS };
+        Self::from_config(&config, region, timing)
     }
 
     /// Clients for an emulator at `endpoint` with throwaway credentials (tests).
@@ -96,10 +129,10 @@ impl Clients {
             .credentials_provider(credentials)
             .load()
             .await;
-        Self::from_config(&config, region)
+        Self::from_config(&config, region, Timing::EMULATOR)
     }
 
-    fn from_config(config: &aws_config::SdkConfig, region: &str) -> Clients {
+    fn from_config(config: &aws_config::SdkConfig, region: &str, timing: Timing) -> Clients {
         let config = config.clone();
         let log = CallLog::default();
         Clients {
@@ -120,6 +153,7 @@ impl Clients {
             ),
             region: region.to_owned(),
             log,
+            timing,
         }
     }
 }

@@ -13,16 +13,17 @@ use crate::names::{APP, DATABASE_NAME, MASTER_USER, Names};
 use crate::plan::{Action, Change};
 use crate::tags::Tags;
 
-use super::wait;
+use super::wait::{self, Check};
 
 const DB_WAIT: Duration = Duration::from_secs(45 * 60);
-const DB_POLL: Duration = Duration::from_secs(15);
 
 /// What the database tells the functions: where it is, and the secret of its credentials.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DbFacts {
     pub endpoint: Option<String>,
     pub secret_arn: Option<String>,
+    /// The cluster and instance that exist are `available` (not creating, modifying, ...).
+    pub available: bool,
 }
 
 /// The environment's database resources as RDS holds them.
@@ -44,6 +45,7 @@ fn rds_tags(tags: impl IntoIterator<Item = (String, String)>) -> Vec<Tag> {
 
 pub async fn observe(names: &Names, rds: &aws_sdk_rds::Client) -> Result<Database, DeployError> {
     let mut db = Database::default();
+    db.facts.available = true;
     match rds.describe_db_subnet_groups().db_subnet_group_name(names.subnet_group()).send().await {
         Ok(out) => {
             for group in out.db_subnet_groups() {
@@ -94,6 +96,7 @@ pub async fn observe(names: &Names, rds: &aws_sdk_rds::Client) -> Result<Databas
                 db.facts = DbFacts {
                     endpoint: cluster.endpoint().map(str::to_owned),
                     secret_arn: cluster.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
+                    available: cluster.status() == Some("available"),
                 };
             }
         }
@@ -104,6 +107,7 @@ pub async fn observe(names: &Names, rds: &aws_sdk_rds::Client) -> Result<Databas
     match rds.describe_db_instances().db_instance_identifier(names.instance()).send().await {
         Ok(out) => {
             for instance in out.db_instances() {
+                db.facts.available &= instance.db_instance_status() == Some("available");
                 db.instances.push(InstanceSpec {
                     name: names.instance(),
                     cluster: instance.db_cluster_identifier().unwrap_or_default().to_owned(),
@@ -207,6 +211,8 @@ pub async fn apply_cluster(
             .map_err(aws(format!("creating aurora cluster {}", want.name)))?;
     } else {
         let have = have.ok_or_else(|| DeployError::Internal(format!("updating {} unseen", want.name)))?;
+        // A cluster still creating or modifying (a run cut short) refuses ModifyDBCluster.
+        wait_cluster(ctx, &want.name).await?;
         let settings = [
             "engine_version",
             "min_capacity",
@@ -246,17 +252,31 @@ pub async fn apply_cluster(
     wait_cluster(ctx, &want.name).await
 }
 
+fn gone(status: Option<&str>) -> Check {
+    match status {
+        None => Check::Ready,
+        Some(status) => Check::NotYet(status.to_owned()),
+    }
+}
+
+fn available(status: Option<&str>) -> Check {
+    match status {
+        Some("available") => Check::Ready,
+        other => Check::NotYet(other.unwrap_or("unknown").to_owned()),
+    }
+}
+
 /// Waits until the cluster is `available`.
 pub async fn wait_cluster(ctx: &Context<'_>, name: &str) -> Result<(), DeployError> {
     let rds = &ctx.clients.rds;
-    wait::until(&format!("aurora cluster {name}"), DB_POLL, DB_WAIT, || async {
+    wait::until(&format!("aurora cluster {name}"), ctx.clients.timing.rds_poll, DB_WAIT, ctx.progress, || async {
         let out = rds
             .describe_db_clusters()
             .db_cluster_identifier(name)
             .send()
             .await
             .map_err(aws(format!("reading aurora cluster {name}")))?;
-        Ok(out.db_clusters().first().and_then(|c| c.status()) == Some("available"))
+        Ok(available(out.db_clusters().first().and_then(|c| c.status())))
     })
     .await
 }
@@ -264,14 +284,14 @@ pub async fn wait_cluster(ctx: &Context<'_>, name: &str) -> Result<(), DeployErr
 /// Waits until the instance is `available`.
 pub async fn wait_instance(ctx: &Context<'_>, name: &str) -> Result<(), DeployError> {
     let rds = &ctx.clients.rds;
-    wait::until(&format!("aurora instance {name}"), DB_POLL, DB_WAIT, || async {
+    wait::until(&format!("aurora instance {name}"), ctx.clients.timing.rds_poll, DB_WAIT, ctx.progress, || async {
         let out = rds
             .describe_db_instances()
             .db_instance_identifier(name)
             .send()
             .await
             .map_err(aws(format!("reading aurora instance {name}")))?;
-        Ok(out.db_instances().first().and_then(|i| i.db_instance_status()) == Some("available"))
+        Ok(available(out.db_instances().first().and_then(|i| i.db_instance_status())))
     })
     .await
 }
@@ -312,18 +332,26 @@ pub async fn delete_subnet_group(ctx: &Context<'_>, have: &SubnetGroupSpec) -> R
 pub async fn delete_instance(ctx: &Context<'_>, have: &InstanceSpec) -> Result<(), DeployError> {
     let rds = &ctx.clients.rds;
     let name = &have.name;
+    // RDS refuses to delete an instance that is still being created or modified.
+    wait_instance(ctx, name).await?;
     match rds.delete_db_instance().db_instance_identifier(name).send().await {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => return Ok(()),
         Err(e) => return Err(aws(format!("deleting aurora instance {name}"))(e)),
     }
-    wait::until(&format!("aurora instance {name} to go"), DB_POLL, DB_WAIT, || async {
-        match rds.describe_db_instances().db_instance_identifier(name).send().await {
-            Ok(out) => Ok(out.db_instances().is_empty()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => Ok(true),
-            Err(e) => Err(aws(format!("reading aurora instance {name}"))(e)),
-        }
-    })
+    wait::until(
+        &format!("aurora instance {name} to go"),
+        ctx.clients.timing.rds_poll,
+        DB_WAIT,
+        ctx.progress,
+        || async {
+            match rds.describe_db_instances().db_instance_identifier(name).send().await {
+                Ok(out) => Ok(gone(out.db_instances().first().and_then(|i| i.db_instance_status()))),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => Ok(Check::Ready),
+                Err(e) => Err(aws(format!("reading aurora instance {name}"))(e)),
+            }
+        },
+    )
     .await
 }
 
@@ -332,15 +360,16 @@ pub async fn delete_instance(ctx: &Context<'_>, have: &InstanceSpec) -> Result<(
 pub async fn delete_cluster(ctx: &Context<'_>, have: &ClusterSpec) -> Result<(), DeployError> {
     let rds = &ctx.clients.rds;
     let name = &have.name;
+    wait_cluster(ctx, name).await?;
     match rds.delete_db_cluster().db_cluster_identifier(name).skip_final_snapshot(true).send().await {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => return Ok(()),
         Err(e) => return Err(aws(format!("deleting aurora cluster {name}"))(e)),
     }
-    wait::until(&format!("aurora cluster {name} to go"), DB_POLL, DB_WAIT, || async {
+    wait::until(&format!("aurora cluster {name} to go"), ctx.clients.timing.rds_poll, DB_WAIT, ctx.progress, || async {
         match rds.describe_db_clusters().db_cluster_identifier(name).send().await {
-            Ok(out) => Ok(out.db_clusters().is_empty()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => Ok(true),
+            Ok(out) => Ok(gone(out.db_clusters().first().and_then(|c| c.status()))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => Ok(Check::Ready),
             Err(e) => Err(aws(format!("reading aurora cluster {name}"))(e)),
         }
     })

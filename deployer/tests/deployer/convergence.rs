@@ -93,7 +93,15 @@ async fn an_engine_minor_version_newer_than_the_file_deploys_cleanly_and_is_not_
         .send()
         .await
         .unwrap();
-    // The emulator refuses a downgrade as a real account does.
+    // The emulator refuses a downgrade as a real account does, once the upgrade is done.
+    let started = std::time::Instant::now();
+    while rds.describe_db_clusters().db_cluster_identifier("promo-codes-aged").send().await.unwrap().db_clusters()[0]
+        .status()
+        != Some("available")
+    {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the upgrade never finished");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let downgrade = rds
         .modify_db_cluster()
         .db_cluster_identifier("promo-codes-aged")

@@ -7,6 +7,7 @@ use deployer::aws::Clients;
 use deployer::desired::Kind;
 use deployer::outputs::outputs;
 use deployer::plan::Action;
+use deployer::progress::Event;
 use deployer::promote::fetch_live_code;
 use deployer::release::rollback;
 
@@ -157,8 +158,8 @@ async fn a_deploy_interrupted_half_way_converges_on_the_next_run() {
     // Stop the first deploy after its 8th step, as Ctrl-C or a crash would.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let steps = std::sync::atomic::AtomicUsize::new(0);
-    let progress = |_: &str, _: Duration| {
-        if steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 8 {
+    let progress = |event: Event, _: Duration| {
+        if matches!(event, Event::Done(_)) && steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 8 {
             let _ = tx.send(());
         }
     };
@@ -248,7 +249,11 @@ async fn a_canary_routes_its_share_to_the_new_version_then_moves_everything_afte
     let old = live_config(&clients, "promo-codes-emulator-validate").await.version().unwrap().to_owned();
 
     let lines = std::sync::Mutex::new(Vec::<String>::new());
-    let progress = |line: &str, _: Duration| lines.lock().unwrap().push(line.to_owned());
+    let progress = |event: Event, _: Duration| {
+        if let Event::Done(line) = event {
+            lines.lock().unwrap().push(line.to_owned());
+        }
+    };
     let new_zips = zips(&dir, "-v2");
     let watch = async {
         // While the deploy bakes its canary, the alias still points at the old version and
@@ -335,8 +340,8 @@ async fn a_deploy_cut_short_before_the_migrations_ran_runs_them_on_the_next_run(
 
     // Stop right after the new migrate function went up, before it was invoked.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let progress = |line: &str, _: Duration| {
-        if line == "updated lambda function promo-codes-emulator-migrate" {
+    let progress = |event: Event, _: Duration| {
+        if event == Event::Done("updated lambda function promo-codes-emulator-migrate") {
             let _ = tx.send(());
         }
     };

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use base64::Engine;
 use deployer::apply::Zip;
@@ -86,7 +85,7 @@ pub fn temp_dir(name: &str) -> TempDir {
     TempDir(dir)
 }
 
-pub fn quiet(_: &str, _: Duration) {}
+pub use deployer::progress::quiet;
 
 /// The code and configuration `live` serves for one function.
 pub async fn live_config(

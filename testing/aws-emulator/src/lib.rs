@@ -8,6 +8,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What tests run the emulator with: every real-account behaviour, lasting a second or two, and
+/// API Gateway's quotas at a tenth of their periods (one DeleteRestApi per 3 s, not 30).
+pub const TEST_ARGS: &[&str] = &[
+    "--quota-scale",
+    "0.1",
+    "--cluster-creating",
+    "2",
+    "--instance-creating",
+    "2",
+    "--cluster-modifying",
+    "1",
+    "--lambda-pending",
+    "0.3",
+    "--role-propagation",
+    "1.5",
+];
+
 /// Generous: under a full test run on two cores, several of these start at once.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -32,17 +49,19 @@ pub fn venv_python() -> PathBuf {
 }
 
 impl Emulator {
-    /// Starts the emulator with the venv's Python (tests).
+    /// Starts the emulator with the venv's Python, a real account's behaviour on and API
+    /// Gateway's quota periods a tenth of AWS's (tests).
     pub fn start() -> Result<Emulator, String> {
         let python = venv_python();
         if !python.exists() {
             return Err(format!("{} is missing: run `cargo xtask test`, which installs it", python.display()));
         }
-        Self::start_with(&python)
+        Self::start_with(&python, TEST_ARGS)
     }
 
-    /// Starts the emulator with `python`, which must have the pinned moto installed.
-    pub fn start_with(python: &Path) -> Result<Emulator, String> {
+    /// Starts the emulator with `python`, which must have the pinned moto installed, and
+    /// `args` (see tools/emulator.py: `--plain`, `--quota-scale`, the durations).
+    pub fn start_with(python: &Path, args: &[&str]) -> Result<Emulator, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("finding a free port: {e}"))?
@@ -51,6 +70,7 @@ impl Emulator {
         command
             .arg(root().join("tools/emulator.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         // SAFETY: prctl is async-signal-safe. The server dies with the thread that started it,
@@ -93,6 +113,11 @@ impl Emulator {
             return Err(std::io::Error::other(format!("{method} {path}: {answer}")));
         }
         Ok(answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    }
+
+    /// Denies the deployer `action` (only `lambda:ListTags` is modelled), as a policy would.
+    pub fn deny(&self, action: &str) -> std::io::Result<()> {
+        self.request("POST", "/moto-api/emulator/deny", &format!(r#"{{"Action":"{action}"}}"#)).map(|_| ())
     }
 
     /// Makes every invocation of `function` answer `payload` (JSON), as if its code had: the

@@ -27,7 +27,7 @@ pub async fn run(artifacts: &[Artifact], sizes: &Sizes) -> anyhow::Result<NoOp> 
         .iter()
         .map(|a| (a.function.clone(), Zip { path: a.zip.clone(), code_sha256: a.code_sha256() }))
         .collect();
-    let quiet = |_: &str, _: Duration| {};
+    let quiet = deployer::progress::quiet;
     let clients = Clients::for_emulator(&spec.region, &emulator.url).await;
     let started = Instant::now();
     deploy(&clients, &env, &spec, &zips, &quiet).await.map_err(crate::environment::explained)?;
