@@ -6,3 +6,4 @@ mod convergence;
 mod deploy;
 mod helpers;
 mod ownership;
+mod real_account;
