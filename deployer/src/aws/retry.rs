@@ -29,28 +29,40 @@ fn retry_after<E>(error: &SdkError<E, HttpResponse>) -> Option<Duration> {
 
 /// Runs an API Gateway call, again after each `TooManyRequestsException`, pausing as long as
 /// it says (or doubling from `first_pause`), for up to five minutes.
-pub async fn throttled<T, E, F, Fut>(first_pause: Duration, mut call: F) -> Result<T, SdkError<E, HttpResponse>>
+pub async fn throttled<T, E, F, Fut>(first_pause: Duration, call: F) -> Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
 {
-    let started = Instant::now();
     let mut pause = first_pause;
-    loop {
-        match call().await {
-            Err(e) if failed_with(&e, "TooManyRequestsException") && started.elapsed() < THROTTLE_PATIENCE => {
-                tokio::time::sleep(retry_after(&e).unwrap_or(pause).min(LONGEST_PAUSE)).await;
-                pause = (pause * 2).min(LONGEST_PAUSE);
-            }
-            result => return result,
-        }
-    }
+    let next = |error: &SdkError<E, HttpResponse>| {
+        let wait = retry_after(error).unwrap_or(pause).min(LONGEST_PAUSE);
+        pause = (pause * 2).min(LONGEST_PAUSE);
+        wait
+    };
+    again_while("TooManyRequestsException", THROTTLE_PATIENCE, next, call).await
 }
 
 /// Runs a Lambda call, again while it fails with `ResourceConflictException`: the function is
 /// still Pending, or another update is InProgress.
-pub async fn unless_busy<T, E, F, Fut>(every: Duration, mut call: F) -> Result<T, SdkError<E, HttpResponse>>
+pub async fn unless_busy<T, E, F, Fut>(every: Duration, call: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    again_while("ResourceConflictException", CONFLICT_PATIENCE, |_| every, call).await
+}
+
+/// Runs `call` again while it fails with the error `code`, pausing as `pause` says, until
+/// `patience` has run out; then the last answer is the answer.
+async fn again_while<T, E, F, Fut>(
+    code: &str,
+    patience: Duration,
+    mut pause: impl FnMut(&SdkError<E, HttpResponse>) -> Duration,
+    mut call: F,
+) -> Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata,
     F: FnMut() -> Fut,
@@ -59,9 +71,7 @@ where
     let started = Instant::now();
     loop {
         match call().await {
-            Err(e) if failed_with(&e, "ResourceConflictException") && started.elapsed() < CONFLICT_PATIENCE => {
-                tokio::time::sleep(every).await;
-            }
+            Err(e) if failed_with(&e, code) && started.elapsed() < patience => tokio::time::sleep(pause(&e)).await,
             result => return result,
         }
     }
