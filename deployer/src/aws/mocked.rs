@@ -8,9 +8,9 @@ use aws_sdk_iam::operation::untag_role::UntagRoleOutput;
 use aws_sdk_lambda::operation::create_alias::CreateAliasOutput;
 use aws_sdk_lambda::operation::create_function::{CreateFunctionError, CreateFunctionOutput};
 use aws_sdk_lambda::operation::get_alias::GetAliasError;
-use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::operation::publish_version::PublishVersionOutput;
-use aws_sdk_lambda::types::{FunctionConfiguration, State};
+use aws_sdk_lambda::types::State;
 use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
 use aws_sdk_rds::operation::modify_db_cluster::ModifyDbClusterOutput;
 use aws_sdk_rds::types::DbCluster;
@@ -227,11 +227,14 @@ async fn create_function_is_retried_while_lambda_cannot_assume_the_new_role() {
         .error(|| invalid_parameter("The role defined for the function cannot be assumed by Lambda."))
         .output(|| CreateFunctionOutput::builder().build())
         .build();
-    let active = mock!(aws_sdk_lambda::Client::get_function).then_output(|| {
-        GetFunctionOutput::builder()
-            .configuration(FunctionConfiguration::builder().state(State::Active).build())
-            .build()
-    });
+    // The new function, then its first version: Pending once each, then Active.
+    let active = mock!(aws_sdk_lambda::Client::get_function_configuration)
+        .sequence()
+        .output(|| GetFunctionConfigurationOutput::builder().state(State::Pending).build())
+        .output(|| GetFunctionConfigurationOutput::builder().state(State::Active).build())
+        .output(|| GetFunctionConfigurationOutput::builder().state(State::Pending).build())
+        .output(|| GetFunctionConfigurationOutput::builder().state(State::Active).build())
+        .build();
     let publish = mock!(aws_sdk_lambda::Client::publish_version)
         .match_requests(|r| r.code_sha256() == Some("abc"))
         .then_output(|| PublishVersionOutput::builder().version("1").build());
@@ -254,6 +257,7 @@ async fn create_function_is_retried_while_lambda_cannot_assume_the_new_role() {
     assert_eq!(moved, None, "a new function's alias is made at once");
     assert_eq!(create.num_calls(), 2, "retried once the role could be assumed");
     assert_eq!(alias.num_calls(), 1);
+    assert_eq!(active.num_calls(), 4, "waited for the function, then for its version, to be Active");
     let _ = std::fs::remove_dir_all(dir);
 }
 
