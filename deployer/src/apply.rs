@@ -254,22 +254,19 @@ pub async fn destroy(
     let observed = observe(clients, env, spec).await?;
     let names = Names::new(env);
     let protected_in_aws = observed.state.clusters.iter().any(|c| c.deletion_protection);
-    if spec.database.deletion_protection || protected_in_aws {
-        let (what, how) = if spec.database.deletion_protection {
-            (
-                "environments/{env}.yaml sets database.deletion_protection: true",
-                "set it to false and deploy, then destroy",
-            )
-        } else {
-            (
-                "the cluster has deletion protection on in AWS",
-                "deploy (the file says false, which turns it off), then destroy",
-            )
-        };
+    let how = if spec.database.deletion_protection {
+        Some(format!(
+            "environments/{env}.yaml sets database.deletion_protection: true; set it to false and deploy, then destroy"
+        ))
+    } else if protected_in_aws {
+        Some("the cluster has deletion protection on in AWS; deploy (the file says false, which turns it off), then destroy".to_owned())
+    } else {
+        None
+    };
+    if let Some(how) = how {
+        let cluster = names.cluster();
         return Err(DeployError::Refused(format!(
-            "aurora cluster {} is protected from deletion ({}): nothing was deleted; {how}",
-            names.cluster(),
-            what.replace("{env}", env.as_str())
+            "aurora cluster {cluster} is protected, so nothing was deleted: {how}"
         )));
     }
     let plan = plan(&State::default(), &observed.state);

@@ -268,7 +268,8 @@ impl EnvironmentSpec {
             (Some(url), None) if !url.starts_with("https://") && !url.starts_with("http://") => {
                 return Err(format!("auth.jwks_url must be an https:// URL, got {url:?}"));
             }
-            (None, Some(arn)) if !arn.starts_with("arn:aws:secretsmanager:") => {
+            // Any partition: arn:aws:..., arn:aws-cn:..., arn:aws-us-gov:...
+            (None, Some(arn)) if !(arn.starts_with("arn:aws") && arn.split(':').nth(2) == Some("secretsmanager")) => {
                 return Err(format!("auth.hs256_secret_arn must be a Secrets Manager ARN, got {arn:?}"));
             }
             _ => {}

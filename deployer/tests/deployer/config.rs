@@ -115,6 +115,21 @@ fn environment_names_are_safe_in_aws_resource_names() {
 }
 
 #[test]
+fn an_hs256_secret_is_a_secrets_manager_arn_in_any_partition() {
+    let jwks = "  jwks_url: https://issuer.example.test/.well-known/jwks.json";
+    let text = emulator_text();
+    for (arn, ok) in [
+        ("arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:k", true),
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:k", true),
+        ("arn:aws:ssm:us-east-1:123456789012:parameter/k", false),
+    ] {
+        let changed = text.replacen(jwks, &format!("  hs256_secret_arn: {arn}"), 1);
+        let parsed = EnvironmentSpec::parse(Path::new("environments/hs.yaml"), &changed);
+        assert_eq!(parsed.is_ok(), ok, "{arn}: {:?}", parsed.err().map(|e| e.to_string()));
+    }
+}
+
+#[test]
 fn an_engine_version_must_be_major_and_minor() {
     let err = error_with("engine_version: \"16.4\"", "engine_version: \"16\"");
     assert!(err.contains("engine_version must be an Aurora PostgreSQL version such as \"16.4\""), "{err}");
