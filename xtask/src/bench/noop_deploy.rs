@@ -21,7 +21,9 @@ pub struct NoOp {
 }
 
 pub async fn run(artifacts: &[Artifact], sizes: &Sizes) -> anyhow::Result<NoOp> {
-    let emulator = tokio::task::spawn_blocking(crate::emulator::start).await??;
+    // On this worker thread, not a blocking-pool one: the emulator dies with the thread that
+    // started it (parent-death signal), and an idle blocking thread ends after 10 s, mid-deploy.
+    let emulator = tokio::task::block_in_place(crate::emulator::start)?;
     let (env, spec) = load("emulator")?;
     let zips: BTreeMap<String, Zip> = artifacts
         .iter()
