@@ -3,19 +3,25 @@
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deployer::progress::Event;
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Without a terminal, a wait is reported when it starts and then every this often, not at
+/// every poll: a CI log stays readable through a 15-minute Aurora creation.
+const PLAIN_WAIT_EVERY: Duration = Duration::from_secs(30);
+
 pub struct Reporter {
     spinner: Mutex<Option<ProgressBar>>,
     terminal: bool,
+    /// The wait last reported as a plain line, and when.
+    last_wait: Mutex<Option<(String, Instant)>>,
 }
 
 impl Reporter {
     pub fn new() -> Reporter {
-        Reporter { spinner: Mutex::new(None), terminal: std::io::stderr().is_terminal() }
+        Reporter { spinner: Mutex::new(None), terminal: std::io::stderr().is_terminal(), last_wait: Mutex::new(None) }
     }
 
     pub fn report(&self, event: Event<'_>, took: Duration) {
@@ -42,7 +48,19 @@ impl Reporter {
                 });
                 bar.set_message(format!("{what} ({})", elapsed(took)));
             }
-            Event::Waiting(what) => eprintln!("{} waiting for {what} ({} so far)", now(), elapsed(took)),
+            Event::Waiting(what) => {
+                let Ok(mut last) = self.last_wait.lock() else { return };
+                // The resource waited on, without its state: a new wait is reported at once.
+                let subject = what.split(':').next().unwrap_or(what).to_owned();
+                let due = match &*last {
+                    Some((previous, at)) => *previous != subject || at.elapsed() >= PLAIN_WAIT_EVERY,
+                    None => true,
+                };
+                if due {
+                    eprintln!("{} waiting for {what} ({} so far)", now(), elapsed(took));
+                    *last = Some((subject, Instant::now()));
+                }
+            }
         }
     }
 }
