@@ -27,7 +27,7 @@ function misbehave).
 Real-account behaviour (quotas, Lambda and RDS states, IAM's propagation delay): see
 `real_account.py`. It is on unless `--plain` is given; its durations are flags.
 
-Usage: python tools/emulator.py [-H 127.0.0.1] [-p 5000] [--plain] [--quota-scale 1.0]
+Usage: python tools/emulator.py [-H 127.0.0.1] [-p 5000 | -p 0] [--plain] [--quota-scale 1.0]
          [--cluster-creating 4] [--instance-creating 4] [--cluster-modifying 2]
          [--lambda-pending 0.5] [--role-propagation 3]
 """
@@ -57,7 +57,7 @@ from moto.moto_api._internal import urls as moto_api_urls  # noqa: E402
 from moto.rds import models as rds_models  # noqa: E402
 from moto.rds.exceptions import RDSClientError  # noqa: E402
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
-from werkzeug.serving import run_simple  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
 
 import real_account  # noqa: E402
 
@@ -217,7 +217,7 @@ def patch_lambda_answers() -> None:
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="moto, plus what a real AWS account does")
     parser.add_argument("-H", "--host", default="127.0.0.1")
-    parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("-p", "--port", type=int, default=5000, help="0: any free port, printed on the first line")
     parser.add_argument("--plain", action="store_true", help="moto as it is: no quotas, states or delays")
     for field in dataclasses.fields(real_account.Timings):
         flag = "--" + field.name.replace("_", "-")
@@ -227,7 +227,6 @@ def arguments() -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = arguments()
-    os.environ.setdefault("MOTO_PORT", str(args.port))
     patch_code_location(args.host, serve_code(args.host))
     patch_engine_version_rules()
     patch_rest_api_tags()
@@ -237,4 +236,9 @@ if __name__ == "__main__":
         timings = real_account.Timings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(real_account.Timings)})
         real_account.install(timings)
         app = real_account.Quotas(app, timings.quota_scale)
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    # Bound before it is announced: whoever started this reads the port from the first line, so no
+    # other process can take it in between (as it could a port picked by its starter).
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    os.environ.setdefault("MOTO_PORT", str(server.port))
+    print(f"emulator listening on http://{args.host}:{server.port}", flush=True)
+    server.serve_forever()

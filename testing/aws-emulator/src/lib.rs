@@ -2,11 +2,14 @@
 //! that moto does not) as a child process on a free loopback port, stopped when dropped and
 //! through the kernel's parent-death signal when its owner dies first.
 
-use std::io::{Read, Write};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// What tests run the emulator with: every real-account behaviour, lasting a second or two, and
 /// API Gateway's quotas at a tenth of their periods (one DeleteRestApi per 3 s, not 30).
@@ -25,7 +28,8 @@ pub const TEST_ARGS: &[&str] = &[
     "1.5",
 ];
 
-/// Generous: under a full test run on two cores, several of these start at once.
+/// Generous: under a full test run on two cores, several of these start at once (moto's imports
+/// alone take seconds).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A running emulator.
@@ -62,17 +66,13 @@ impl Emulator {
     /// Starts the emulator with `python`, which must have the pinned moto installed, and
     /// `args` (see tools/emulator.py: `--plain`, `--quota-scale`, the durations).
     pub fn start_with(python: &Path, args: &[&str]) -> Result<Emulator, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("finding a free port: {e}"))?
-            .port();
         let mut command = Command::new(python);
         command
             .arg(root().join("tools/emulator.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // SAFETY: prctl is async-signal-safe. The server dies with the thread that started it,
         // even if the process is killed before any destructor runs.
         unsafe {
@@ -81,20 +81,24 @@ impl Emulator {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|e| format!("starting tools/emulator.py: {e}"))?;
-        let emulator = Emulator { child, port, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while emulator.get("/moto-api/").is_err() {
-            if Instant::now() > deadline {
-                return Err(format!("the emulator did not answer within {START_TIMEOUT:?}"));
+        let mut child = command.spawn().map_err(|e| format!("starting tools/emulator.py: {e}"))?;
+        let stderr = drain_keeping_tail(child.stderr.take().expect("piped"));
+        let port = announced_port(child.stdout.take().expect("piped"));
+        let port = match port.recv_timeout(START_TIMEOUT) {
+            Ok(port) => port,
+            Err(e) => {
+                let _ = child.kill();
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                let why = match e {
+                    RecvTimeoutError::Timeout => format!("did not announce its port within {START_TIMEOUT:?}"),
+                    RecvTimeoutError::Disconnected => format!("exited ({status}) before listening"),
+                };
+                std::thread::sleep(Duration::from_millis(100));
+                let tail = stderr.lock().map(|t| Vec::from(t.clone()).join("\n")).unwrap_or_default();
+                return Err(format!("tools/emulator.py {why}; its last lines:\n{tail}"));
             }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(emulator)
-    }
-
-    fn get(&self, path: &str) -> std::io::Result<String> {
-        self.request("GET", path, "")
+        };
+        Ok(Emulator { child, port, url: format!("http://127.0.0.1:{port}") })
     }
 
     /// One HTTP/1.0 request to the emulator's own (non-AWS) endpoints; the answer's body.
@@ -128,9 +132,63 @@ impl Emulator {
     }
 }
 
+/// The port from the emulator's first line (`emulator listening on http://host:port`), then the
+/// rest of its output read and dropped so that it never blocks on a full pipe.
+fn announced_port(stdout: ChildStdout) -> Receiver<u16> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let announced = line.strip_prefix("emulator listening on ").and_then(|url| url.rsplit_once(':'));
+            if let Some(port) = announced.and_then(|(_, p)| p.trim().parse().ok()) {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    rx
+}
+
+/// Reads the emulator's stderr to its end, keeping the last lines for an error message.
+fn drain_keeping_tail(stderr: ChildStderr) -> Arc<Mutex<VecDeque<String>>> {
+    const KEPT: usize = 20;
+    let tail = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT)));
+    let kept = Arc::clone(&tail);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.len() == KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
+    });
+    tail
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn an_emulator_that_cannot_start_says_why_at_once() {
+        let started = Instant::now();
+        let error = Emulator::start_with(&venv_python(), &["--no-such-flag"]).unwrap_err();
+        assert!(error.contains("exited") && error.contains("unrecognized arguments: --no-such-flag"), "{error}");
+        assert!(started.elapsed() < START_TIMEOUT / 2, "it failed at once, not at the timeout");
+    }
+
+    #[test]
+    fn two_emulators_listen_on_ports_of_their_own() {
+        let (a, b) = (Emulator::start().unwrap(), Emulator::start().unwrap());
+        assert_ne!(a.url, b.url);
+        a.deny("lambda:ListTags").unwrap();
+        b.deny("lambda:ListTags").unwrap();
     }
 }
