@@ -17,12 +17,12 @@ upgrade without `AllowMajorVersionUpgrade`; moto accepts both.
 API Gateway tags on a REST API. Real API Gateway tags `arn:aws:apigateway:<region>::/restapis/<id>`
 (TagResource, UntagResource); moto only routes a stage's ARN and answers an API's with an error page.
 
-Lambda answers. moto runs no function code: its invoke echoes the request. Until the emulator runs
-the deployed zips, an invocation answers what the function would: `migrate` functions (names ending
-in `-migrate`) answer `{"applied": [...]}` with the versions under `migrations/`, as the real one
-does after applying them; `POST /moto-api/emulator/lambda-answers` with
-`{"FunctionName": <name or glob>, "Payload": <json>}` sets another answer (tests use it to make a
-function misbehave).
+What runs for real (see `data_plane.py` and `aurora.py`): every Invoke and every request to a
+deployed stage (`/restapis/<api>/<stage>/_user_request_/...`) runs the function version's own
+`bootstrap` from its zip under a Lambda Runtime API, and each DB cluster is a real PostgreSQL on a
+loopback address of its own, with the master password of its RDS-managed secret. Rotating that
+secret (RotateSecret, or ModifyDBCluster with RotateMasterUserPassword) changes the database's
+password too, as RDS does.
 
 Real-account behaviour (quotas, Lambda and RDS states, IAM's propagation delay): see
 `real_account.py`. It is on unless `--plain` is given; its durations are flags.
@@ -35,13 +35,14 @@ Usage: python tools/emulator.py [-H 127.0.0.1] [-p 5000 | -p 0] [--plain] [--quo
 import argparse
 import base64
 import dataclasses
-import fnmatch
+import http
 import http.server
 import json
 import os
+import secrets
+import signal
 import sys
 import threading
-from pathlib import Path
 from urllib.parse import unquote
 
 # Load AWS managed policies (AWSLambdaBasicExecutionRole and friends) so roles can attach them.
@@ -53,12 +54,14 @@ from moto.apigateway.models import apigateway_backends  # noqa: E402
 from moto.awslambda import models as lambda_models  # noqa: E402
 from moto.awslambda_simple import models as lambda_simple_models  # noqa: E402
 from moto.core.config import default_user_config  # noqa: E402
-from moto.moto_api._internal import urls as moto_api_urls  # noqa: E402
 from moto.rds import models as rds_models  # noqa: E402
 from moto.rds.exceptions import RDSClientError  # noqa: E402
+from moto.secretsmanager import models as secretsmanager_models  # noqa: E402
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
+import aurora  # noqa: E402
+import data_plane  # noqa: E402
 import real_account  # noqa: E402
 
 # Lambda invocations without Docker: moto answers them itself.
@@ -177,41 +180,144 @@ def patch_rest_api_tags() -> None:
     ] = apigateway_responses.APIGatewayResponse.dispatch
 
 
-# Answers by function name or glob, set through the emulator's endpoint; the newest wins.
-ANSWERS: list[tuple[str, bytes]] = []
-ANSWERS_LOCK = threading.Lock()
+def patch_lambda_invoke() -> None:
+    """Invoke runs the function version's code (data_plane.py), not moto's echo."""
 
-
-def migration_versions() -> list[int]:
-    folder = Path(__file__).resolve().parent.parent / "migrations"
-    return sorted(int(p.name.split("_", 1)[0]) for p in folder.glob("*.sql") if p.name.split("_", 1)[0].isdigit())
-
-
-def patch_lambda_answers() -> None:
-    ANSWERS.append(("*-migrate", json.dumps({"applied": migration_versions()}, separators=(",", ":")).encode()))
-    original = lambda_simple_models.LambdaSimpleBackend.invoke
-
-    def invoke(self: object, function_name: str, qualifier: str | None, body: object, *rest: object) -> bytes | None:
-        name = function_name.split(":function:", 1)[-1].split(":", 1)[0]
-        with ANSWERS_LOCK:
-            answer = next((a for pattern, a in reversed(ANSWERS) if fnmatch.fnmatchcase(name, pattern)), None)
-        if answer is None:
-            return original(self, function_name, qualifier, body, *rest)
-        self.get_function(function_name, qualifier)  # a missing function or version is still an error
-        return answer
+    def invoke(self: object, function_name: str, qualifier: str | None, body: object, headers: dict,
+               response_headers: dict) -> bytes:
+        function, invoked = data_plane.resolve(self, function_name, qualifier)
+        payload = body.encode() if isinstance(body, str) else (body or b"{}")
+        outcome = data_plane.invoke(function, invoked, payload)
+        if outcome.kind != "ok":
+            response_headers["x-amz-function-error"] = "Unhandled"
+        response_headers["x-amz-executed-version"] = str(function.version)
+        tail = outcome.log.encode()[-data_plane.LOG_TAIL_BYTES:]
+        response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
+        return outcome.error_payload()
 
     lambda_simple_models.LambdaSimpleBackend.invoke = invoke
 
-    def set_answer(request: object, full_url: str, headers: dict) -> tuple[int, dict, str]:
-        size = int(headers.get("Content-Length") or 0)
-        body = json.loads(request.environ["wsgi.input"].read(size).decode() or "{}")
-        if not isinstance(body.get("FunctionName"), str) or "Payload" not in body:
-            return 400, {}, json.dumps({"message": "expected {FunctionName, Payload}"})
-        with ANSWERS_LOCK:
-            ANSWERS.append((body["FunctionName"], json.dumps(body["Payload"], separators=(",", ":")).encode()))
-        return 200, {}, "{}"
 
-    moto_api_urls.url_paths["{0}/moto-api/emulator/lambda-answers"] = set_answer
+def patch_aurora() -> None:
+    """Each DB cluster is a real PostgreSQL (aurora.py) with its managed secret's credentials."""
+    secret_class = rds_models.MasterUserSecret
+
+    def secret_string(self: rds_models.MasterUserSecret) -> str:
+        # RDS's managed secret: the master user's name and a generated password (moto: a fixed one).
+        return json.dumps({"username": self.resource.master_username, "password": new_password()})
+
+    secret_class._generate_secret_string = secret_string
+
+    def rotate(self: rds_models.MasterUserSecret) -> None:
+        rotate_master_password(self.secretsmanager, self.secret.arn, self.resource.arn)
+
+    secret_class.rotate_secret = rotate
+
+    backend = rds_models.RDSBackend
+    create_cluster, delete_cluster = backend.create_db_cluster, backend.delete_db_cluster
+    describe_clusters = backend.describe_db_clusters
+
+    def create_db_cluster(self: rds_models.RDSBackend, kwargs: dict) -> object:
+        cluster = create_cluster(self, kwargs)
+        if getattr(cluster, "manage_master_user_password", False):
+            password = json.loads(cluster.master_user_secret.secret.secret_string)["password"]
+        else:
+            password = cluster.master_user_password
+        aurora.create(cluster.db_cluster_arn, cluster.master_username, password, cluster.database_name or "postgres")
+        return cluster
+
+    def delete_db_cluster(self: rds_models.RDSBackend, *args: object, **kwargs: object) -> object:
+        cluster = delete_cluster(self, *args, **kwargs)
+        threading.Thread(target=aurora.delete, args=(cluster.db_cluster_arn,), daemon=True).start()
+        return cluster
+
+    def describe_db_clusters(self: rds_models.RDSBackend, *args: object, **kwargs: object) -> object:
+        clusters = describe_clusters(self, *args, **kwargs)
+        for cluster in clusters:
+            server = aurora.server(cluster.db_cluster_arn)
+            if server is not None and not server.ready.is_set():
+                cluster.status = "creating"
+            elif server is not None and server.error is not None:
+                cluster.status = "incompatible-parameters"
+        return clusters
+
+    backend.create_db_cluster, backend.delete_db_cluster = create_db_cluster, delete_db_cluster
+    backend.describe_db_clusters = describe_db_clusters
+
+    endpoint = rds_models.DBCluster.endpoint
+
+    def cluster_endpoint(self: rds_models.DBCluster) -> str:
+        server = aurora.server(self.db_cluster_arn)
+        return server.address if server is not None else endpoint.fget(self)
+
+    rds_models.DBCluster.endpoint = property(cluster_endpoint)
+
+    rotate_secret = secretsmanager_models.SecretsManagerBackend.rotate_secret
+
+    def rotate_managed_secret(self: secretsmanager_models.SecretsManagerBackend, secret_id: str, *args: object,
+                              **kwargs: object) -> str:
+        secret = self.secrets.get(secret_id) if self._is_valid_identifier(secret_id) else None
+        tags = {t["Key"]: t["Value"] for t in (getattr(secret, "tags", None) or [])}
+        cluster_arn = tags.get("aws:rds:primaryDBClusterArn")
+        if cluster_arn is None:
+            return rotate_secret(self, secret_id, *args, **kwargs)
+        rotate_master_password(self, secret.arn, cluster_arn)
+        return secret.to_short_dict()
+
+    secretsmanager_models.SecretsManagerBackend.rotate_secret = rotate_managed_secret
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def rotate_master_password(secretsmanager: object, secret_arn: str, cluster_arn: str) -> None:
+    """RDS's managed rotation: a new password on the database, then in the secret (AWSCURRENT)."""
+    secret = secretsmanager.secrets[secret_arn]
+    credentials = json.loads(secret.secret_string)
+    credentials["password"] = new_password()
+    server = aurora.server(cluster_arn)
+    if server is not None:
+        server.rotate_password(credentials["password"])
+    secretsmanager.put_secret_value(secret_arn, json.dumps(credentials), None, None, ["AWSCURRENT"])
+
+
+class DataPlane:
+    """Requests to a deployed stage are served by the API as deployed (data_plane.py); the rest
+    goes to moto."""
+
+    def __init__(self, app: object) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: object) -> object:
+        target = data_plane.stage_request(environ)
+        if target is None:
+            return self.app(environ, start_response)
+        api_id, stage, path = target
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = [(k[5:].replace("_", "-").title(), v) for k, v in environ.items() if k.startswith("HTTP_")]
+        for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
+            if environ.get(key):
+                headers.append((name, environ[key]))
+        account = default_account()
+        region = "us-east-1"
+        for backend_region, backend in apigateway_backends[account].items():
+            if api_id in backend.apis:
+                region = backend_region
+        answer = data_plane.serve_stage(
+            apigateway_backends[account][region], lambda acct, reg: lambda_simple_models.lambda_simple_backends[acct][reg],
+            api_id, stage, environ["REQUEST_METHOD"], path, environ.get("QUERY_STRING", ""), headers, body,
+            environ.get("REMOTE_ADDR", "127.0.0.1"),
+        )
+        reason = http.HTTPStatus(answer.status).phrase if answer.status in http.HTTPStatus._value2member_map_ else ""
+        answer.headers.append(("Content-Length", str(len(answer.body))))
+        start_response(f"{answer.status} {reason}", answer.headers)
+        return [answer.body]
+
+
+def default_account() -> str:
+    return os.environ.get("MOTO_ACCOUNT_ID", "123456789012")
 
 
 def arguments() -> argparse.Namespace:
@@ -230,15 +336,21 @@ if __name__ == "__main__":
     patch_code_location(args.host, serve_code(args.host))
     patch_engine_version_rules()
     patch_rest_api_tags()
-    patch_lambda_answers()
+    patch_lambda_invoke()
     app = DomainDispatcherApplication(create_backend_app)
     if not args.plain:
         timings = real_account.Timings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(real_account.Timings)})
         real_account.install(timings)
         app = real_account.Quotas(app, timings.quota_scale)
+    patch_aurora()  # after real_account's RDS states: a cluster whose server is not up is "creating"
+    app = DataPlane(app)
+    # A stop (SIGTERM) runs the exit handlers: PostgreSQL servers and function instances stop and
+    # their directories go. (A SIGKILL leaves the directories; the processes die with the emulator.)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # Bound before it is announced: whoever started this reads the port from the first line, so no
     # other process can take it in between (as it could a port picked by its starter).
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     os.environ.setdefault("MOTO_PORT", str(server.port))
+    data_plane.EMULATOR_URL = f"http://{args.host}:{server.port}"
     print(f"emulator listening on http://{args.host}:{server.port}", flush=True)
     server.serve_forever()

@@ -38,8 +38,10 @@ pub async fn outputs(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
         );
     }
     let api_id = observed.facts.api_id.clone();
-    let api_url = api_id.as_ref().map(|id| {
-        format!("https://{id}.execute-api.{}.{}/{}", spec.region, observed.facts.arns.dns_suffix(), spec.api.stage)
+    let api_url = api_id.as_ref().map(|id| match &clients.emulator {
+        // The emulator serves a stage under its own address (tools/data_plane.py).
+        Some(emulator) => format!("{}/restapis/{id}/{}/_user_request_", emulator.trim_end_matches('/'), spec.api.stage),
+        None => format!("https://{id}.execute-api.{}.{}/{}", spec.region, observed.facts.arns.dns_suffix(), spec.api.stage),
     });
     Ok(json!({
         "api_url": api_url,

@@ -106,6 +106,8 @@ pub struct Clients {
     pub region: String,
     pub log: CallLog,
     pub timing: Timing,
+    /// The emulator's URL when these clients talk to one (`AWS_ENDPOINT_URL`), not to AWS.
+    pub emulator: Option<String>,
 }
 
 impl Clients {
@@ -134,6 +136,7 @@ impl Clients {
 
     fn from_config(config: &aws_config::SdkConfig, region: &str, timing: Timing) -> Clients {
         let config = config.clone();
+        let emulator = (timing == Timing::EMULATOR).then(|| config.endpoint_url().map(str::to_owned)).flatten();
         let log = CallLog::default();
         Clients {
             iam: aws_sdk_iam::Client::from_conf(
@@ -154,6 +157,7 @@ impl Clients {
             region: region.to_owned(),
             log,
             timing,
+            emulator,
         }
     }
 }

@@ -32,6 +32,9 @@ pub const TEST_ARGS: &[&str] = &[
 /// alone take seconds).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// How long a stopping emulator gets to stop its databases before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// A running emulator.
 #[derive(Debug)]
 pub struct Emulator {
@@ -123,13 +126,6 @@ impl Emulator {
     pub fn deny(&self, action: &str) -> std::io::Result<()> {
         self.request("POST", "/moto-api/emulator/deny", &format!(r#"{{"Action":"{action}"}}"#)).map(|_| ())
     }
-
-    /// Makes every invocation of `function` answer `payload` (JSON), as if its code had: the
-    /// emulator runs no function code yet (see tools/emulator.py).
-    pub fn set_lambda_answer(&self, function: &str, payload: &str) -> std::io::Result<()> {
-        let body = format!(r#"{{"FunctionName":"{function}","Payload":{payload}}}"#);
-        self.request("POST", "/moto-api/emulator/lambda-answers", &body).map(|_| ())
-    }
 }
 
 /// The port from the emulator's first line (`emulator listening on http://host:port`), then the
@@ -165,7 +161,18 @@ fn drain_keeping_tail(stderr: ChildStderr) -> Arc<Mutex<VecDeque<String>>> {
 }
 
 impl Drop for Emulator {
+    /// SIGTERM first, so that the emulator stops its PostgreSQL servers and function instances and
+    /// removes their directories; SIGKILL if it has not exited after a while.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid, which cannot have been reaped yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
