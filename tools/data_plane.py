@@ -58,18 +58,20 @@ EMULATOR_URL = ""
 
 @dataclasses.dataclass
 class Outcome:
-    """How an invocation ended: `ok`, `error` (the function reported one), `crash`, `timeout`."""
+    """How an invocation ended: `ok`, `error` (the function reported one), `crash` (the runtime
+    exited, or could not start), `timeout`."""
 
     kind: str
     payload: bytes
     log: str = ""
 
     def error_payload(self) -> bytes:
+        """What Invoke answers: the function's payload, or Lambda's error for what went wrong."""
         if self.kind in ("ok", "error"):
             return self.payload
         if self.kind == "timeout":
             return json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out"}).encode()
-        return json.dumps({"errorType": "Runtime.ExitError", "errorMessage": "Runtime exited: " + self.log[-500:]}).encode()
+        return json.dumps({"errorType": "Runtime.ExitError", "errorMessage": "Runtime exited: " + self.log[-1000:]}).encode()
 
 
 def unpacked(function: Any) -> str:
@@ -78,6 +80,7 @@ def unpacked(function: Any) -> str:
     folder = os.path.join(WORK_DIR, "code", key)
     if os.path.isdir(folder):
         return folder
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
     staging = tempfile.mkdtemp(dir=WORK_DIR)
     with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as archive:
         for entry in archive.infolist():
@@ -263,7 +266,10 @@ def take_instance(function: Any, invoked_arn: str) -> Instance:
 
 def invoke(function: Any, invoked_arn: str, payload: bytes, timeout: float | None = None) -> Outcome:
     """Runs one invocation of a function version on a warm or new instance."""
-    instance = take_instance(function, invoked_arn)
+    try:
+        instance = take_instance(function, invoked_arn)
+    except (OSError, zipfile.BadZipFile) as error:  # no bootstrap, not executable, not a zip
+        return Outcome("crash", b"", f"cannot start the runtime: {error}")
     limit = float(function.timeout) if timeout is None else min(timeout, float(function.timeout))
     outcome = instance.invoke(payload, limit)
     if outcome.kind in ("ok", "error") and instance.alive():

@@ -39,9 +39,10 @@ pub async fn outputs(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
     }
     let api_id = observed.facts.api_id.clone();
     let api_url = api_id.as_ref().map(|id| match &clients.emulator {
-        // The emulator serves a stage under its own address (tools/data_plane.py).
-        Some(emulator) => format!("{}/restapis/{id}/{}/_user_request_", emulator.trim_end_matches('/'), spec.api.stage),
-        None => format!("https://{id}.execute-api.{}.{}/{}", spec.region, observed.facts.arns.dns_suffix(), spec.api.stage),
+        Some(emulator) => emulator_stage_url(emulator, id, &spec.api.stage),
+        None => {
+            format!("https://{id}.execute-api.{}.{}/{}", spec.region, observed.facts.arns.dns_suffix(), spec.api.stage)
+        }
     });
     Ok(json!({
         "api_url": api_url,
@@ -53,4 +54,10 @@ pub async fn outputs(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
             "endpoint": observed.facts.db_endpoint,
         },
     }))
+}
+
+/// Where the emulator serves a deployed stage (tools/data_plane.py): under its own address, as
+/// LocalStack does, since `<id>.execute-api...` resolves to AWS.
+pub fn emulator_stage_url(emulator: &str, api_id: &str, stage: &str) -> String {
+    format!("{}/restapis/{api_id}/{stage}/_user_request_", emulator.trim_end_matches('/'))
 }

@@ -51,6 +51,7 @@ async fn clients(rules: &[&Rule]) -> Clients {
         region: "cn-north-1".into(),
         log,
         timing: crate::aws::Timing::EMULATOR,
+        emulator: None,
     }
 }
 

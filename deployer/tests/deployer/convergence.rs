@@ -7,7 +7,7 @@ use deployer::apply::{deploy, plan_deploy};
 use deployer::aws::Clients;
 use deployer::plan::Action;
 
-use crate::helpers::{clients, emulator, live_config, quiet, spec_named, temp_dir, zips};
+use crate::helpers::{clients, emulator, live_config, migration_versions, quiet, spec_named, stand_in, temp_dir, zips};
 
 /// The tags every kind of resource of environment `env` carries in AWS, read directly.
 async fn tags_in_aws(clients: &Clients, env: &str, api_id: &str) -> Vec<(String, BTreeMap<String, String>)> {
@@ -143,10 +143,11 @@ async fn a_migrate_answer_without_versions_fails_the_deploy_before_any_alias_mov
     let clients = clients(&emulator).await;
     let v1 = zips(&dir, "-v1");
     let report = deploy(&clients, &env, &spec, &v1, &quiet).await.unwrap();
-    assert!(!report.migrations.is_empty(), "the emulator's migrate reports the versions under migrations/");
+    assert_eq!(report.migrations, migration_versions(), "the stand-in migrate reports the versions under migrations/");
 
-    emulator.set_lambda_answer("promo-codes-emulator-migrate", r#"{"ok":true}"#).unwrap();
-    let failed = deploy(&clients, &env, &spec, &zips(&dir, "-v2"), &quiet).await.unwrap_err().to_string();
+    let mut v2 = zips(&dir, "-v2");
+    v2.insert("migrate".into(), stand_in(&dir, "migrate-ok-only", &serde_json::json!({ "ok": true })));
+    let failed = deploy(&clients, &env, &spec, &v2, &quiet).await.unwrap_err().to_string();
     assert!(failed.contains("answered without the migration versions"), "{failed}");
     assert!(failed.contains(r#"{"ok":true}"#), "the function's answer is in the message: {failed}");
     for function in promo_shared::routes::FUNCTION_CRATES {

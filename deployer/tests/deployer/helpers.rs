@@ -32,33 +32,73 @@ pub fn spec_named(name: &str) -> (EnvName, EnvironmentSpec) {
     (EnvName::parse(name).unwrap(), EnvironmentSpec::parse(Path::new("emulator.yaml"), &text).unwrap())
 }
 
-/// Zips for every function: cargo-lambda's when `cargo xtask test` built them, otherwise small
-/// stand-ins (the emulator runs no code).
+/// Zips for every function: cargo-lambda's when `cargo xtask test` built them and `salt` is
+/// empty, otherwise stand-ins named by `salt` (see [`stand_in`]).
 pub fn zips(dir: &Path, salt: &str) -> BTreeMap<String, Zip> {
     let built = root().join("target/lambda/x86_64");
     promo_shared::routes::FUNCTION_CRATES
         .iter()
         .map(|f| {
             let real = built.join(format!("{f}.zip"));
-            let path = if real.exists() && salt.is_empty() {
-                real
+            let zip = if real.exists() && salt.is_empty() {
+                zip_at(real)
+            } else if *f == "migrate" {
+                stand_in(dir, &format!("{f}{salt}"), &serde_json::json!({ "applied": migration_versions() }))
             } else {
-                let path = dir.join(format!("{f}{salt}.zip"));
-                let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-                writer.start_file("bootstrap", zip::write::SimpleFileOptions::default()).unwrap();
-                writer.write_all(format!("#!/bin/sh\n# {f}{salt}\n").as_bytes()).unwrap();
-                writer.finish().unwrap();
-                path
+                let body = serde_json::json!({ "build": format!("{f}{salt}") }).to_string();
+                stand_in(dir, &format!("{f}{salt}"), &serde_json::json!({ "statusCode": 200, "body": body }))
             };
-            let sha = Sha256::digest(std::fs::read(&path).unwrap());
-            let code_sha256 = base64::engine::general_purpose::STANDARD.encode(sha);
-            (f.to_string(), Zip { path, code_sha256 })
+            (f.to_string(), zip)
         })
         .collect()
 }
 
 pub fn zips_with_salt(dir: &Path, function: &str, salt: &str) -> Zip {
     zips(dir, salt).remove(function).unwrap()
+}
+
+/// A stand-in function named `build`: a `bootstrap` (Python, which the machine has) that serves
+/// Lambda's Runtime API as a real function does and answers every event with `answer`. Stand-ins
+/// differ in code, so each build is a new version; an HTTP stand-in's body names its build, so a
+/// caller sees which version answered.
+pub fn stand_in(dir: &Path, build: &str, answer: &serde_json::Value) -> Zip {
+    let path = dir.join(format!("{build}.zip"));
+    let script = format!(
+        r#"#!/usr/bin/env python3
+# Stand-in function {build}: answers each event through Lambda's Runtime API.
+import os, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+answer = {answer:?}.encode()
+while True:
+    with urllib.request.urlopen(api + "next") as event:
+        request_id = event.headers["Lambda-Runtime-Aws-Request-Id"]
+        event.read()
+    urllib.request.urlopen(urllib.request.Request(api + request_id + "/response", data=answer, method="POST")).read()
+"#,
+        answer = answer.to_string()
+    );
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let executable = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+    writer.start_file("bootstrap", executable).unwrap();
+    writer.write_all(script.as_bytes()).unwrap();
+    writer.finish().unwrap();
+    zip_at(path)
+}
+
+fn zip_at(path: PathBuf) -> Zip {
+    let sha = Sha256::digest(std::fs::read(&path).unwrap());
+    let code_sha256 = base64::engine::general_purpose::STANDARD.encode(sha);
+    Zip { path, code_sha256 }
+}
+
+/// The versions under migrations/, as the real migrate function reports them.
+pub fn migration_versions() -> Vec<i64> {
+    let mut versions: Vec<i64> = std::fs::read_dir(root().join("migrations"))
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.split('_').next()?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    versions
 }
 
 /// A directory for a test's stand-in zips, removed when the test ends.
