@@ -27,7 +27,7 @@ password too, as RDS does.
 Real-account behaviour (quotas, Lambda and RDS states, IAM's propagation delay): see
 `real_account.py`. It is on unless `--plain` is given; its durations are flags.
 
-Usage: python tools/emulator.py [-H 127.0.0.1] [-p 5000 | -p 0] [--plain] [--quota-scale 1.0]
+Usage: python tools/emulator.py [-H 127.0.0.1] [-p 5000 | -p 0] [--plain] [--jwks FILE] [--quota-scale 1.0]
          [--cluster-creating 4] [--instance-creating 4] [--cluster-modifying 2]
          [--lambda-pending 0.5] [--role-propagation 3]
 """
@@ -283,13 +283,18 @@ def rotate_master_password(secretsmanager: object, secret_arn: str, cluster_arn:
 
 
 class DataPlane:
-    """Requests to a deployed stage are served by the API as deployed (data_plane.py); the rest
-    goes to moto."""
+    """Requests to a deployed stage are served by the API as deployed (data_plane.py); with
+    `--jwks`, `/.well-known/jwks.json` serves an identity provider's keys; the rest goes to moto."""
 
-    def __init__(self, app: object) -> None:
-        self.app = app
+    def __init__(self, app: object, jwks: str | None) -> None:
+        self.app, self.jwks = app, jwks
 
     def __call__(self, environ: dict, start_response: object) -> object:
+        if self.jwks is not None and environ.get("PATH_INFO") == "/.well-known/jwks.json":
+            with open(self.jwks, "rb") as keys:
+                body = keys.read()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
         target = data_plane.stage_request(environ)
         if target is None:
             return self.app(environ, start_response)
@@ -325,6 +330,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000, help="0: any free port, printed on the first line")
     parser.add_argument("--plain", action="store_true", help="moto as it is: no quotas, states or delays")
+    parser.add_argument("--jwks", help="a JWKS file to serve at /.well-known/jwks.json (an identity provider's keys)")
     for field in dataclasses.fields(real_account.Timings):
         flag = "--" + field.name.replace("_", "-")
         parser.add_argument(flag, type=float, default=field.default, help="seconds" if field.name != "quota_scale" else "")
@@ -343,10 +349,11 @@ if __name__ == "__main__":
         real_account.install(timings)
         app = real_account.Quotas(app, timings.quota_scale)
     patch_aurora()  # after real_account's RDS states: a cluster whose server is not up is "creating"
-    app = DataPlane(app)
-    # A stop (SIGTERM) runs the exit handlers: PostgreSQL servers and function instances stop and
+    app = DataPlane(app, args.jwks)
+    # A stop (SIGTERM, Ctrl-C) runs the exit handlers: PostgreSQL servers and function instances stop and
     # their directories go. (A SIGKILL leaves the directories; the processes die with the emulator.)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda *_: sys.exit(0))
     # Bound before it is announced: whoever started this reads the port from the first line, so no
     # other process can take it in between (as it could a port picked by its starter).
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

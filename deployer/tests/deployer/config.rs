@@ -92,8 +92,8 @@ fn a_missing_or_mistyped_field_is_named() {
 #[test]
 fn rules_across_fields_are_checked() {
     assert!(error_with("max_capacity: 1", "max_capacity: 0").contains("at least 1 ACU"));
-    let both = "  jwks_url: https://issuer.example.test/.well-known/jwks.json\n  hs256_secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:k";
-    assert!(error_with("  jwks_url: https://issuer.example.test/.well-known/jwks.json", both).contains("exactly one"));
+    let both = "  jwks_url: http://127.0.0.1:5000/.well-known/jwks.json\n  hs256_secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:k";
+    assert!(error_with("  jwks_url: http://127.0.0.1:5000/.well-known/jwks.json", both).contains("exactly one"));
     let secret_env = "    architecture: x86_64\n    env:\n      API_TOKEN: hunter2";
     assert!(error_with("    architecture: x86_64", secret_env).contains("looks like a secret"));
     let reserved = "    architecture: x86_64\n    env:\n      AUTH_ISSUER: other";
@@ -116,7 +116,7 @@ fn environment_names_are_safe_in_aws_resource_names() {
 
 #[test]
 fn an_hs256_secret_is_a_secrets_manager_arn_in_any_partition() {
-    let jwks = "  jwks_url: https://issuer.example.test/.well-known/jwks.json";
+    let jwks = "  jwks_url: http://127.0.0.1:5000/.well-known/jwks.json";
     let text = emulator_text();
     for (arn, ok) in [
         ("arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:k", true),

@@ -57,7 +57,7 @@ async fn a_deploy_from_nothing_creates_everything_and_outputs_say_what() {
         .await
         .unwrap();
     let vars = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
-    assert_eq!(vars.get("AUTH_ISSUER").map(String::as_str), Some("https://issuer.example.test/"));
+    assert_eq!(vars.get("AUTH_ISSUER").map(String::as_str), Some("promo-codes-local"));
     assert!(vars.contains_key("AUTH_JWKS_URL") && vars.contains_key("DB_SECRET_ARN") && vars.contains_key("DB_HOST"));
     assert!(!vars.keys().any(|k| k.contains("PASSWORD")) && !vars.contains_key("AUTH_HS256_SECRET"));
 
