@@ -1,5 +1,6 @@
 //! Deploys, plans, promotion, canaries and rollback: the real AWS SDK against the emulator.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use deployer::apply::{deploy, destroy, plan_deploy};
@@ -11,7 +12,7 @@ use deployer::progress::Event;
 use deployer::promote::fetch_live_code;
 use deployer::release::rollback;
 
-use crate::helpers::{live_config, quiet, spec_named, temp_dir, zips, zips_with_salt};
+use crate::helpers::{builds_answering, live_config, quiet, spec_named, temp_dir, zips, zips_with_salt};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deploy_from_nothing_creates_everything_and_outputs_say_what() {
@@ -251,11 +252,14 @@ async fn promote_copies_the_exact_code_and_keeps_the_targets_own_configuration()
 async fn a_canary_routes_its_share_to_the_new_version_then_moves_everything_after_the_migrations() {
     let moto = crate::helpers::emulator();
     let (env, mut spec) = spec_named("emulator");
-    spec.release = Some(serde_yaml::from_str("{canary_percent: 10, bake_seconds: 3}").unwrap());
+    spec.release = Some(serde_yaml::from_str("{canary_percent: 10, bake_seconds: 8}").unwrap());
     let dir = temp_dir("canary");
     let clients = Clients::for_emulator(&spec.region, &moto.url).await;
     deploy(&clients, &env, &spec, &zips(&dir, "-v1"), &quiet).await.unwrap();
     let old = live_config(&clients, "promo-codes-emulator-validate").await.version().unwrap().to_owned();
+    let api_url = outputs(&clients, &env, &spec).await.unwrap()["api_url"].as_str().unwrap().to_owned();
+    let answers = |n| builds_answering(&api_url, "POST", "/validations", n);
+    assert_eq!(answers(5), BTreeMap::from([("validate-v1".to_owned(), 5)]));
 
     let lines = std::sync::Mutex::new(Vec::<String>::new());
     let progress = |event: Event, _: Duration| {
@@ -272,15 +276,25 @@ async fn a_canary_routes_its_share_to_the_new_version_then_moves_everything_afte
             let alias =
                 clients.lambda.get_alias().function_name("promo-codes-emulator-validate").name("live").send().await;
             if let Some((version, weight)) = alias.as_ref().ok().and_then(deployer::observe::canary_weights) {
-                return (alias.unwrap().function_version().unwrap().to_owned(), version, weight);
+                // What callers of the deployed API get while it bakes (requests through the
+                // stage, the integration and the alias's weights).
+                let url = api_url.clone();
+                let calls = move || builds_answering(&url, "POST", "/validations", 100);
+                let seen = tokio::task::spawn_blocking(calls).await.unwrap();
+                return (alias.unwrap().function_version().unwrap().to_owned(), version, weight, seen);
             }
             assert!(Instant::now() < deadline, "no canary was seen");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    let (deployed, (primary, canary, weight)) =
+    let (deployed, (primary, canary, weight, seen)) =
         tokio::join!(deploy(&clients, &env, &spec, &new_zips, &progress), watch);
     deployed.unwrap();
+    let (old_share, new_share) = (seen.get("validate-v1").copied(), seen.get("validate-v2").copied());
+    assert_eq!(old_share.unwrap_or(0) + new_share.unwrap_or(0), 100, "{seen:?}");
+    // 10% of 100: none at all, or more than 30, would be odds of about 1 in 40,000.
+    assert!(new_share.is_some_and(|n| (1..=30).contains(&n)), "the canary's share of the answers: {seen:?}");
+    assert_eq!(answers(5), BTreeMap::from([("validate-v2".to_owned(), 5)]), "after the bake, all of it");
     assert_eq!(primary, old, "during the canary, live's main version is the old one");
     assert_ne!(canary, old);
     assert!((weight - 0.10).abs() < 1e-9, "{weight}");
@@ -323,6 +337,9 @@ async fn rollback_points_live_back_at_what_the_latest_release_replaced() {
     for (function, zip) in &v1 {
         assert_eq!(out["functions"][function]["code_sha256"], zip.code_sha256.as_str(), "{function}");
     }
+    let api_url = out["api_url"].as_str().unwrap();
+    let listed = builds_answering(api_url, "GET", "/promo-codes", 3);
+    assert_eq!(listed, BTreeMap::from([("list-v1".to_owned(), 3)]), "callers get the code rolled back to");
     let again = rollback(&clients, &env).await.unwrap_err();
     assert!(again.to_string().contains("nothing to roll back"), "{again}");
 

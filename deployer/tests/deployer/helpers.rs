@@ -134,3 +134,23 @@ pub async fn live_config(
 ) -> aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput {
     clients.lambda.get_function_configuration().function_name(function).qualifier("live").send().await.unwrap()
 }
+
+/// One request to a deployed API (`api_url` + `path`): the status and the body.
+pub fn call_api(api_url: &str, method: &str, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let request = ureq::http::Request::builder().method(method).uri(format!("{api_url}{path}")).body(()).unwrap();
+    let mut response = agent.run(request).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// Which stand-in build answered each of `n` calls (see [`stand_in`]), counted.
+pub fn builds_answering(api_url: &str, method: &str, path: &str, n: usize) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..n {
+        let (status, body) = call_api(api_url, method, path);
+        assert_eq!(status, 200, "{method} {path}: {body}");
+        let build: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        *seen.entry(build["build"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
+    }
+    seen
+}
