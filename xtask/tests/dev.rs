@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+mod common;
+
+use common::{Client, token, xtask};
 
 /// A state directory of this test's own, so it never touches the developer's `target/dev`.
 struct DevDir(PathBuf);
@@ -25,15 +27,6 @@ impl Drop for DevDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn xtask(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.env("PROMO_DEV_DIR", dir).env_remove("DATABASE_URL");
-    for var in ["AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL", "AUTH_HS256_SECRET", "AUTH_ADMIN_SCOPE"] {
-        command.env_remove(var);
-    }
-    command
 }
 
 fn free_port() -> u16 {
@@ -111,63 +104,6 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, signal: i32) -> i32;
 }
 
-fn token(dir: &Path, sub: &str, admin: bool) -> String {
-    let mut command = xtask(dir);
-    command.args(["token", "--sub", sub]);
-    if admin {
-        command.arg("--admin");
-    }
-    let output = command.output().expect("xtask token");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
-}
-
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-impl Client {
-    fn new(base: &str) -> Client {
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Client { agent, base: base.to_owned() }
-    }
-
-    fn send(&self, method: &str, path: &str, token: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
-        let url = format!("{}{path}", self.base);
-        let mut request =
-            ureq::http::Request::builder().method(method).uri(&url).header("Authorization", format!("Bearer {token}"));
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let result = match body {
-            Some(body) => self
-                .agent
-                .run(request.header("Content-Type", "application/json").body(body.to_string()).expect("request")),
-            None => self.agent.run(request.body(()).expect("request")),
-        };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = response.status().as_u16();
-        let headers =
-            response.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
-        let text = response.body_mut().read_to_string().expect("body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
-        Reply { status, headers, body }
-    }
-}
-
 /// PostgreSQL processes whose command line names `dir`.
 fn postgres_processes_under(dir: &Path) -> Vec<String> {
     let needle = dir.to_string_lossy().into_owned();
@@ -193,52 +129,7 @@ fn dev_serves_the_api_end_to_end_and_stops_cleanly_on_sigterm() {
     let alice = token(&dir.0, "alice", false);
     let mallory = token(&dir.0, "mallory", false);
 
-    // Create, then read it back.
-    let body = json!({"code": "e2e-summer", "owner": "alice", "discount_percentage": 12.5, "expires_at": "2031-06-30T12:00:00+02:00"});
-    let created = api.send("POST", "/promo-codes", &admin, &[], Some(&body));
-    assert_eq!(created.status, 201, "{}", created.body);
-    assert_eq!(created.header("location"), Some("/promo-codes/E2E-SUMMER"));
-    assert_eq!(created.header("etag"), Some("\"1\""));
-    assert_eq!(created.body["expires_at"], "2031-06-30T10:00:00Z");
-
-    let fetched = api.send("GET", "/promo-codes/e2e-summer", &admin, &[], None);
-    assert_eq!(fetched.status, 200);
-    assert_eq!(fetched.body, created.body);
-
-    let listed = api.send("GET", "/promo-codes?owner=alice&status=active&sort=-discount_percentage", &admin, &[], None);
-    assert_eq!(listed.status, 200);
-    assert_eq!(listed.body["data"][0]["code"], "E2E-SUMMER");
-    assert_eq!(listed.body["has_more"], false);
-
-    // Patch with If-Match: the current ETag works once, then it is stale.
-    let patch = json!({"discount_percentage": 20});
-    let patched = api.send("PATCH", "/promo-codes/E2E-SUMMER", &admin, &[("If-Match", "\"1\"")], Some(&patch));
-    assert_eq!(patched.status, 200, "{}", patched.body);
-    assert_eq!(patched.header("etag"), Some("\"2\""));
-    assert_eq!(patched.body["discount_percentage"], json!(20));
-    let stale = api.send("PATCH", "/promo-codes/E2E-SUMMER", &admin, &[("If-Match", "\"1\"")], Some(&patch));
-    assert_eq!(stale.status, 412);
-    assert_eq!(stale.body["error"]["code"], "precondition_failed");
-
-    // Validate as the owner and as someone else.
-    let mine = api.send("POST", "/validations", &alice, &[], Some(&json!({"code": "e2e-summer"})));
-    assert_eq!(
-        mine.body,
-        json!({"valid": true, "code": "E2E-SUMMER", "discount_percentage": 20, "expires_at": "2031-06-30T10:00:00Z"})
-    );
-    let theirs = api.send("POST", "/validations", &mallory, &[], Some(&json!({"code": "e2e-summer"})));
-    assert_eq!(theirs.body, json!({"valid": false, "code": "E2E-SUMMER", "reason": "not_found"}));
-
-    // Redeem once per order, then read the audit trail.
-    let order = json!({"code": "E2E-SUMMER", "order_id": "order-1"});
-    let first = api.send("POST", "/redemptions", &alice, &[], Some(&order));
-    assert_eq!(first.status, 201, "{}", first.body);
-    let replay = api.send("POST", "/redemptions", &alice, &[], Some(&order));
-    assert_eq!((replay.status, &replay.body), (200, &first.body));
-    let trail = api.send("GET", "/promo-codes/E2E-SUMMER/events", &admin, &[], None);
-    let actions: Vec<&str> =
-        trail.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["created", "updated", "redeemed"]);
+    common::story(&api, &admin, &alice, &mallory, "e2e-summer");
 
     // The gateway: an unknown route, a wrong method, a user on an admin route, no token.
     let unknown = api.send("GET", "/nowhere", &admin, &[], None);

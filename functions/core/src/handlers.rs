@@ -23,7 +23,14 @@ pub async fn handle(app: &App, function: Function, request: Request) -> Response
     let request_id = api::request_id(&request);
     let result = match api::route_of(&request).filter(|r| r.function == function) {
         None => Err(ApiError::route_not_found()),
-        Some(route) => dispatch(app, route, &request, &request_id).await,
+        Some(route) => match dispatch(app, route, &request, &request_id).await {
+            // The database refused our password (a rotation): once the credentials are read
+            // again, the request is tried once more.
+            Err(error) if error.status.is_server_error() && app.store.renew_credentials_if_refused().await => {
+                dispatch(app, route, &request, &request_id).await
+            }
+            result => result,
+        },
     };
     let response = result.unwrap_or_else(|error| error_response(&error, &request_id));
     tracing::info!(

@@ -2,6 +2,7 @@
 //! configuration from the environment and build the pool and the token verifier.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
@@ -9,7 +10,7 @@ use crate::secrets::{DbCredentials, SecretsClient};
 
 use crate::api::App;
 use crate::auth::{AuthConfig, Verifier};
-use crate::store::{GuessLimit, Store, lambda_pool};
+use crate::store::{Credentials, GuessLimit, Store, lambda_pool};
 
 /// A configuration the function cannot start with; the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,12 @@ pub fn database_options_from_env() -> Result<PgConnectOptions, StartupError> {
     Ok(database_options(&host, port, &var("DB_NAME")?, &credentials, ssl_mode))
 }
 
+/// How to read the database's credentials again, when they come from a secret (`DB_SECRET_ARN`).
+pub fn credentials_from_env() -> Option<Credentials> {
+    std::env::var_os("DB_SECRET_ARN")?;
+    Some(Arc::new(|| database_options_from_env().map_err(|e| e.to_string())))
+}
+
 /// Connection options from the parts the deployer configures and the secret's credentials.
 pub fn database_options(
     host: &str,
@@ -112,7 +119,11 @@ pub fn auth_config_from_env() -> Result<AuthConfig, StartupError> {
 pub fn app_from_env() -> Result<App, StartupError> {
     let auth = auth_config_from_env()?;
     let pool = lambda_pool(database_options_from_env()?);
-    Ok(App { store: Store::new(pool), verifier: Verifier::new(auth), guess_limit: guess_limit_from_env()? })
+    let store = match credentials_from_env() {
+        Some(credentials) => Store::with_credentials(pool, credentials),
+        None => Store::new(pool),
+    };
+    Ok(App { store, verifier: Verifier::new(auth), guess_limit: guess_limit_from_env()? })
 }
 
 /// The value, or a one-line message on stderr and exit status 1: a function that cannot be

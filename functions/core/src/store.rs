@@ -3,6 +3,7 @@
 //! Every query here is a single statement, so a Lambda instance holding one or two connections
 //! never keeps a transaction open across a network round trip it does not control.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -95,8 +96,19 @@ pub fn lambda_pool(options: PgConnectOptions) -> PgPool {
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Some(Duration::from_secs(300)))
-        .connect_lazy_with(options.options([("statement_timeout", STATEMENT_TIMEOUT.as_millis().to_string())]))
+        .connect_lazy_with(with_session_settings(options))
 }
+
+/// What every connection of ours sets: a statement timeout.
+fn with_session_settings(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([("statement_timeout", STATEMENT_TIMEOUT.as_millis().to_string())])
+}
+
+/// Reads the database's credentials again (the RDS-managed secret), for after a rotation.
+pub type Credentials = Arc<dyn Fn() -> Result<PgConnectOptions, String> + Send + Sync>;
+
+/// PostgreSQL's SQLSTATE for a refused password (`invalid_password`).
+const INVALID_PASSWORD: &str = "28P01";
 
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,14 +262,55 @@ impl TryFrom<Row> for PromoCode {
 }
 
 /// Promo codes in PostgreSQL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    credentials: Option<Credentials>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("pool", &self.pool).finish_non_exhaustive()
+    }
 }
 
 impl Store {
     pub fn new(pool: PgPool) -> Store {
-        Store { pool }
+        Store { pool, credentials: None }
+    }
+
+    /// A store that reads its credentials again when the database refuses them: RDS rotates
+    /// the managed master secret (every 7 days by default), and a warm instance must survive it.
+    pub fn with_credentials(pool: PgPool, credentials: Credentials) -> Store {
+        Store { pool, credentials: Some(credentials) }
+    }
+
+    /// After a failed request: when the database now refuses our password (a rotation), reads
+    /// the credentials again and uses them for new connections. True when they were renewed, so
+    /// the request may be tried once more (nothing was written: no connection was had).
+    pub async fn renew_credentials_if_refused(&self) -> bool {
+        let Some(credentials) = self.credentials.clone() else {
+            return false;
+        };
+        let refused = match self.pool.acquire().await {
+            Err(sqlx::Error::Database(error)) => error.code().as_deref() == Some(INVALID_PASSWORD),
+            _ => false,
+        };
+        if !refused {
+            return false;
+        }
+        match tokio::task::spawn_blocking(move || credentials()).await {
+            Ok(Ok(options)) => {
+                self.pool.set_connect_options(with_session_settings(options));
+                tracing::warn!("the database refused our password: read the credentials again");
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "the database refused our password and the credentials cannot be read again");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
