@@ -14,6 +14,7 @@ mod plan;
 mod progress;
 mod promote;
 mod rollback;
+mod schemathesis;
 mod test;
 mod token;
 mod tools;

@@ -60,7 +60,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     wait_for_no_new_clusters(&before)?;
 
     step("schemathesis: functions/openapi.yaml against the running local stack");
-    schemathesis(&python_bin)?;
+    crate::schemathesis::against_local(&python_bin)?;
+
+    step("schemathesis: functions/openapi.yaml against the API deployed on the emulator");
+    crate::schemathesis::against_emulator(&python_bin)?;
 
     step("cargo xtask bench --quick: every benchmark on tiny sizes, so none of them rots");
     crate::bench::run(crate::bench::Args { quick: true }).context("the quick bench failed")?;
@@ -133,97 +136,5 @@ fn wait_for_no_new_clusters(before: &[(u32, String)]) -> anyhow::Result<()> {
             bail!("PostgreSQL processes outlived the tests:\n{}", list.join("\n"));
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Starts `xtask dev` on a state directory of its own and runs schemathesis against it: once with
-/// an admin token over every operation, once with a plain user's token over `/validations`.
-/// Passing means no 5xx and every response conforms to the spec (status, content type, headers,
-/// body schema).
-fn schemathesis(python_bin: &std::path::Path) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("promo-schemathesis-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let result = (|| -> anyhow::Result<()> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        // `cargo test` may have rebuilt this very binary meanwhile: Linux then reports our own
-        // path with " (deleted)" appended, and the new build sits at the original path.
-        let exe = std::env::current_exe()?;
-        let exe = std::path::PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
-        let mut dev = std::process::Command::new(&exe)
-            .args(["dev", "--port", &port.to_string()])
-            .env("PROMO_DEV_DIR", &dir)
-            .env_remove("DATABASE_URL")
-            // Schemathesis sends thousands of made-up codes: with the default guess limit most
-            // of its calls would (correctly) get 429 and test nothing else.
-            .env("GUESS_LIMIT", "1000000")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .context("starting xtask dev")?;
-        let ready = wait_for_api_line(&mut dev, port);
-        let outcome = ready.and_then(|()| {
-            let token = |sub: &str, admin: bool| -> anyhow::Result<String> {
-                let mut command = std::process::Command::new(&exe);
-                command.args(["token", "--sub", sub]).env("PROMO_DEV_DIR", &dir);
-                if admin {
-                    command.arg("--admin");
-                }
-                let output = command.output()?;
-                anyhow::ensure!(output.status.success(), "xtask token failed");
-                Ok(String::from_utf8(output.stdout)?.trim().to_owned())
-            };
-            let url = format!("http://127.0.0.1:{port}");
-            let spec = workspace_root().join("functions/openapi.yaml");
-            let st = python_bin.join("st");
-            let checks = "not_a_server_error,status_code_conformance,content_type_conformance,\
-                          response_headers_conformance,response_schema_conformance";
-            let runs =
-                [(token("back-office", true)?, vec![]), (token("alice", false)?, vec!["/validations", "/redemptions"])];
-            for (token, only) in runs {
-                let mut command = std::process::Command::new(&st);
-                // Its example database (.hypothesis) and reports belong under target/.
-                command
-                    .current_dir(workspace_root().join("target"))
-                    .arg("run")
-                    .arg(&spec)
-                    .args(["--url", &url, "--header", &format!("Authorization: Bearer {token}")])
-                    .args(["--checks", checks, "--max-examples", "40", "--seed", "20261125", "--no-color"]);
-                for path in only {
-                    command.args(["--include-path", path]);
-                }
-                let status = command.status().context("running schemathesis")?;
-                anyhow::ensure!(status.success(), "schemathesis found responses that break functions/openapi.yaml");
-            }
-            Ok(())
-        });
-        // SAFETY: kill(2) on the pid of our own child.
-        unsafe {
-            libc::kill(dev.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = dev.wait();
-        outcome
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-/// Reads the child's stdout until it announces the API, then keeps draining it in a thread.
-fn wait_for_api_line(dev: &mut std::process::Child, port: u16) -> anyhow::Result<()> {
-    use std::io::BufRead;
-    let stdout = dev.stdout.take().context("no stdout")?;
-    let expected = format!("API: http://127.0.0.1:{port}");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line == expected => return Ok(()),
-            Ok(_) => {}
-            Err(_) => bail!("xtask dev did not start within 120 s"),
-        }
     }
 }
