@@ -134,6 +134,7 @@ class Instance:
         self.output: list[str] = []
         self.output_lock = threading.Lock()
         self.init_error: bytes | None = None
+        self.invoked = False
         self.idle_since = time.monotonic()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), runtime_api_handler(self))
         self.server.daemon_threads = True
@@ -164,8 +165,10 @@ class Instance:
         return self.process.poll() is None
 
     def invoke(self, payload: bytes, timeout: float) -> Outcome:
+        # The first invocation's log includes the init's, as Lambda's does.
         with self.output_lock:
-            start = len(self.output)
+            start = len(self.output) if self.invoked else 0
+        self.invoked = True
         request_id = str(uuid.uuid4())
         deadline_ms = int((time.time() + timeout) * 1000)
         self.events.put((request_id, payload, deadline_ms))

@@ -56,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let before = leftover_clusters();
     cmd!(sh, "cargo test --workspace --locked").run().context("tests failed")?;
 
-    step("checking that no PostgreSQL process is left");
+    step("checking that no PostgreSQL, emulator or function process is left");
     wait_for_no_new_clusters(&before)?;
 
     step("schemathesis: functions/openapi.yaml against the running local stack");
@@ -104,7 +104,9 @@ fn step(what: &str) {
     println!("\n==> {what}");
 }
 
-/// Processes whose command line names one of ephemeral-pg's temporary cluster directories.
+/// Processes the tests start that must not outlive them: PostgreSQL on one of ephemeral-pg's
+/// temporary cluster directories, emulators, and what an emulator runs (its databases and
+/// function instances, under its `emulator-aurora-`/`emulator-lambda-` directories).
 fn leftover_clusters() -> Vec<(u32, String)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -116,7 +118,9 @@ fn leftover_clusters() -> Vec<(u32, String)> {
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             let names_cluster = cmdline.split(['/', ' ']).any(ephemeral_pg::is_temp_cluster_dir);
-            (names_cluster && cmdline.contains("postgres")).then_some((pid, cmdline))
+            let emulated =
+                ["tools/emulator.py", "/emulator-aurora-", "/emulator-lambda-"].iter().any(|p| cmdline.contains(p));
+            ((names_cluster && cmdline.contains("postgres")) || emulated).then_some((pid, cmdline))
         })
         .collect()
 }
@@ -133,7 +137,7 @@ fn wait_for_no_new_clusters(before: &[(u32, String)]) -> anyhow::Result<()> {
         }
         if Instant::now() > deadline {
             let list: Vec<String> = left.iter().map(|(pid, cmd)| format!("  {pid}: {cmd}")).collect();
-            bail!("PostgreSQL processes outlived the tests:\n{}", list.join("\n"));
+            bail!("processes outlived the tests:\n{}", list.join("\n"));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

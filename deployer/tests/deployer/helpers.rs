@@ -62,7 +62,6 @@ pub fn zips_with_salt(dir: &Path, function: &str, salt: &str) -> Zip {
 /// differ in code, so each build is a new version; an HTTP stand-in's body names its build, so a
 /// caller sees which version answered.
 pub fn stand_in(dir: &Path, build: &str, answer: &serde_json::Value) -> Zip {
-    let path = dir.join(format!("{build}.zip"));
     let script = format!(
         r#"#!/usr/bin/env python3
 # Stand-in function {build}: answers each event through Lambda's Runtime API.
@@ -77,6 +76,12 @@ while True:
 "#,
         answer = answer.to_string()
     );
+    stand_in_script(dir, build, &script)
+}
+
+/// A function whose `bootstrap` is `script` (a misbehaving one, say).
+pub fn stand_in_script(dir: &Path, build: &str, script: &str) -> Zip {
+    let path = dir.join(format!("{build}.zip"));
     let mut writer = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     let executable = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
     writer.start_file("bootstrap", executable).unwrap();

@@ -3,6 +3,7 @@
 
 mod config;
 mod convergence;
+mod data_plane;
 mod deploy;
 mod helpers;
 mod ownership;
