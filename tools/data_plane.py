@@ -336,41 +336,37 @@ class HttpAnswer:
     body: bytes
 
 
-def match_resource(api: Any, path: str) -> tuple[Any, dict[str, str]] | None:
-    """The API's resource for a path: literal segments before `{param}`, `{param+}` takes the rest."""
-    segments = [s for s in path.split("/") if s]
-    best: tuple[tuple, Any, dict[str, str]] | None = None
-    for resource in api.resources.values():
-        template = [s for s in resource.get_path().split("/") if s]
-        params: dict[str, str] = {}
-        score: list[int] = []
-        matched = True
-        for index, part in enumerate(template):
-            if part.startswith("{") and part.endswith("+}"):
-                if index >= len(segments):
-                    matched = False
-                    break
-                params[part[1:-2]] = "/".join(segments[index:])
-                score.append(0)
-                segments_used = len(segments)
-                break
+def match_template(template: list[str], segments: list[str]) -> tuple[tuple[int, ...], dict[str, str]] | None:
+    """Whether a resource path's segments match a request path's: None, or (score, parameters).
+    A literal segment scores over a `{param}`, which scores over a greedy `{param+}`."""
+    params: dict[str, str] = {}
+    score: list[int] = []
+    for index, part in enumerate(template):
+        if part.startswith("{") and part.endswith("+}"):
             if index >= len(segments):
-                matched = False
-                break
-            if part.startswith("{") and part.endswith("}"):
-                params[part[1:-1]] = segments[index]
-                score.append(1)
-            elif part == segments[index]:
-                score.append(2)
-            else:
-                matched = False
-                break
+                return None
+            params[part[1:-2]] = "/".join(segments[index:])
+            return tuple(score + [0]), params
+        if index >= len(segments):
+            return None
+        if part.startswith("{") and part.endswith("}"):
+            params[part[1:-1]] = segments[index]
+            score.append(1)
+        elif part == segments[index]:
+            score.append(2)
         else:
-            segments_used = len(template)
-        if not matched or segments_used != len(segments):
-            continue
-        if best is None or tuple(score) > best[0]:
-            best = (tuple(score), resource, params)
+            return None
+    return (tuple(score), params) if len(template) == len(segments) else None
+
+
+def match_resource(api: Any, path: str) -> tuple[Any, dict[str, str]] | None:
+    """The API's resource for a request path, the best-scoring one, and its path parameters."""
+    segments = [s for s in path.split("/") if s]
+    best: tuple[tuple[int, ...], Any, dict[str, str]] | None = None
+    for resource in api.resources.values():
+        matched = match_template([s for s in resource.get_path().split("/") if s], segments)
+        if matched is not None and (best is None or matched[0] > best[0]):
+            best = (matched[0], resource, matched[1])
     return None if best is None else (best[1], best[2])
 
 

@@ -52,6 +52,7 @@ from moto.apigateway import responses as apigateway_responses  # noqa: E402
 from moto.apigateway import urls as apigateway_urls  # noqa: E402
 from moto.apigateway.models import apigateway_backends  # noqa: E402
 from moto.awslambda import models as lambda_models  # noqa: E402
+from moto.awslambda import responses as lambda_responses  # noqa: E402
 from moto.awslambda_simple import models as lambda_simple_models  # noqa: E402
 from moto.core.config import default_user_config  # noqa: E402
 from moto.rds import models as rds_models  # noqa: E402
@@ -196,6 +197,20 @@ def patch_lambda_invoke() -> None:
         return outcome.error_payload()
 
     lambda_simple_models.LambdaSimpleBackend.invoke = invoke
+
+    def invoke_request(self: lambda_responses.LambdaResponse) -> tuple[int, dict[str, str], bytes]:
+        # moto reads the qualifier as `qualifier`; the API's query parameter is `Qualifier`, so
+        # moto ran $LATEST whatever version or alias was asked for.
+        response_headers: dict[str, str] = {"content-type": "application/json"}
+        function_name = unquote(self.path.rsplit("/", 2)[-2])
+        qualifier = self._get_param("Qualifier")
+        payload = self.backend.invoke(function_name, qualifier, self.body, self.headers, response_headers)
+        if self.headers.get("X-Amz-Log-Type") != "Tail":
+            response_headers.pop("x-amz-log-result", None)
+        status = {"Event": 202, "DryRun": 204}.get(self.headers.get("X-Amz-Invocation-Type", ""), 200)
+        return status, response_headers, payload
+
+    lambda_responses.LambdaResponse.invoke = invoke_request
 
 
 def patch_aurora() -> None:

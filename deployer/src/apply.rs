@@ -193,12 +193,12 @@ pub async fn deploy(
 
     // Deletes last, dependents first.
     let want = desired(env, spec, &artifacts(zips), &ctx.facts);
-    delete_all(&ctx, &want, have, progress).await?;
+    delete_all(&ctx, &want, have).await?;
     Ok(report)
 }
 
 /// Deletes what `have` holds and `want` does not, dependents first.
-async fn delete_all(ctx: &Context<'_>, want: &State, have: &State, progress: Progress<'_>) -> Result<(), DeployError> {
+async fn delete_all(ctx: &Context<'_>, want: &State, have: &State) -> Result<(), DeployError> {
     fn gone<'a, R: Resource>(want: &'a [R], have: &'a [R]) -> Vec<(Change, &'a R)> {
         steps(want, have)
             .into_iter()
@@ -208,37 +208,37 @@ async fn delete_all(ctx: &Context<'_>, want: &State, have: &State, progress: Pro
     for (change, h) in gone(&want.stages, &have.stages) {
         let started = Instant::now();
         apigateway::delete_stage(ctx, h).await?;
-        finished(progress, &change, started);
+        finished(ctx.progress, &change, started);
     }
     for (change, _) in gone(&want.apis, &have.apis) {
         let started = Instant::now();
         apigateway::delete_api(ctx).await?;
-        finished(progress, &change, started);
+        finished(ctx.progress, &change, started);
     }
     for (change, h) in gone(&want.functions, &have.functions) {
         let started = Instant::now();
         lambda::delete(ctx, h).await?;
-        finished(progress, &change, started);
+        finished(ctx.progress, &change, started);
     }
     for (change, h) in gone(&want.roles, &have.roles) {
         let started = Instant::now();
         iam::delete(ctx, h).await?;
-        finished(progress, &change, started);
+        finished(ctx.progress, &change, started);
     }
     for (change, h) in gone(&want.instances, &have.instances) {
         let started = Instant::now();
         rds::delete_instance(ctx, h).await?;
-        finished(progress, &change, started);
+        finished(ctx.progress, &change, started);
     }
     for (change, h) in gone(&want.clusters, &have.clusters) {
         let started = Instant::now();
         rds::delete_cluster(ctx, h).await?;
-        finished(progress, &change, started);
+        finished(ctx.progress, &change, started);
     }
     for (change, h) in gone(&want.subnet_groups, &have.subnet_groups) {
         let started = Instant::now();
         rds::delete_subnet_group(ctx, h).await?;
-        finished(progress, &change, started);
+        finished(ctx.progress, &change, started);
     }
     Ok(())
 }
@@ -271,7 +271,7 @@ pub async fn destroy(
     }
     let plan = plan(&State::default(), &observed.state);
     let ctx = Context { clients, names, facts: observed.facts.clone(), zips: &BTreeMap::new(), progress };
-    delete_all(&ctx, &State::default(), &observed.state, progress).await?;
+    delete_all(&ctx, &State::default(), &observed.state).await?;
     Ok(Report { plan, ..Report::default() })
 }
 

@@ -372,7 +372,8 @@ pub fn routes_fingerprint(routes: &[String]) -> String {
     format!("routes-{hash:016x}")
 }
 
-fn sorted(list: &[String]) -> Vec<String> {
+/// A list whose order AWS does not keep, in one order, so that two of them compare.
+pub(crate) fn sorted(list: &[String]) -> Vec<String> {
     let mut list = list.to_vec();
     list.sort();
     list

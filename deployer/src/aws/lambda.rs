@@ -12,7 +12,7 @@ use aws_sdk_lambda::types::{
 use promo_shared::routes::FUNCTION_CRATES;
 
 use crate::apply::Context;
-use crate::desired::{FunctionSpec, Known, LiveAlias};
+use crate::desired::{FunctionSpec, Known, LiveAlias, sorted};
 use crate::error::{DeployError, aws, io};
 use crate::names::{ALIAS, Names};
 use crate::plan::{Action, Change};
@@ -87,12 +87,6 @@ pub async fn observe(ctx_names: &Names, lambda: &aws_sdk_lambda::Client) -> Resu
 
 fn environment(config: &FunctionConfiguration) -> BTreeMap<String, String> {
     config.environment().and_then(|e| e.variables()).map(|v| v.clone().into_iter().collect()).unwrap_or_default()
-}
-
-fn sorted(list: &[String]) -> Vec<String> {
-    let mut list = list.to_vec();
-    list.sort();
-    list
 }
 
 /// What a version runs: every managed field but tags and concurrency, which are not versioned.

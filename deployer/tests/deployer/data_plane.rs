@@ -81,3 +81,36 @@ async fn a_crash_an_error_a_malformed_answer_and_a_timeout_are_each_a_502_from_t
     assert_eq!(invoked.function_error(), Some("Unhandled"));
     assert_eq!(invoked.payload().unwrap().as_ref(), error.as_bytes(), "the function's own error");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invoke_runs_the_version_or_alias_it_names_and_latest_without_a_qualifier() {
+    let emulator = emulator();
+    let (env, spec) = spec_named("emulator");
+    let dir = temp_dir("qualifiers");
+    let clients = clients(&emulator).await;
+    deploy(&clients, &env, &spec, &zips(&dir, "-v1"), &quiet).await.unwrap();
+    // New code on $LATEST only: no version published, the alias unmoved.
+    let v2 = std::fs::read(&zips(&dir, "-v2")["list"].path).unwrap();
+    let function = "promo-codes-emulator-list";
+    let update = clients.lambda.update_function_code().function_name(function).zip_file(v2.into());
+    update.send().await.unwrap();
+    let answer = |qualifier: Option<&'static str>| {
+        let invoke = clients.lambda.invoke().function_name(function).set_qualifier(qualifier.map(str::to_owned));
+        async move {
+            let out =
+                deployer::aws::retry::unless_busy(std::time::Duration::from_millis(100), || invoke.clone().send())
+                    .await
+                    .unwrap();
+            let payload: serde_json::Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+            let body: serde_json::Value = serde_json::from_str(payload["body"].as_str().unwrap()).unwrap();
+            (
+                out.executed_version().unwrap_or_default().to_owned(),
+                body["build"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    let live = answer(Some("live")).await;
+    assert_eq!(live.1, "list-v1", "the alias runs its version's code: {live:?}");
+    assert_eq!(answer(Some("1")).await, (String::from("1"), String::from("list-v1")));
+    assert_eq!(answer(None).await, (String::from("$LATEST"), String::from("list-v2")));
+}
