@@ -244,10 +244,12 @@ fn bearer_token(header: &str) -> Result<&str, AuthError> {
 }
 
 fn has_scope(claims: &Claims, wanted: &str) -> bool {
-    let in_scope = claims.scope.as_deref().is_some_and(|s| s.split_whitespace().any(|s| s == wanted));
+    // RFC 6749 3.3: scopes are separated by spaces (%x20) only. `split_whitespace` also splits on
+    // Unicode spaces, so "profile\u{a0}promo:admin" would have counted as admin.
+    let in_scope = claims.scope.as_deref().is_some_and(|s| s.split(' ').any(|s| s == wanted));
     let in_scp = match &claims.scp {
         Some(Scopes::List(list)) => list.iter().any(|s| s == wanted),
-        Some(Scopes::Text(text)) => text.split_whitespace().any(|s| s == wanted),
+        Some(Scopes::Text(text)) => text.split(' ').any(|s| s == wanted),
         None => false,
     };
     in_scope || in_scp
@@ -413,6 +415,14 @@ mod tests {
         assert!(has_scope(&claims(r#"{"sub":"s","scp":"a promo:admin"}"#), "promo:admin"));
         assert!(!has_scope(&claims(r#"{"sub":"s","scope":"promo:administrator"}"#), "promo:admin"));
         assert!(!has_scope(&claims(r#"{"sub":"s"}"#), "promo:admin"));
+        // Only ASCII spaces separate scopes (RFC 6749 3.3): no other whitespace does.
+        for separator in ["\\u00a0", "\\u2003", "\\t", "\\n", "\\u3000"] {
+            let scope = format!(r#"{{"sub":"s","scope":"profile{separator}promo:admin"}}"#);
+            assert!(!has_scope(&claims(&scope), "promo:admin"), "{separator}");
+            let scp = format!(r#"{{"sub":"s","scp":"profile{separator}promo:admin"}}"#);
+            assert!(!has_scope(&claims(&scp), "promo:admin"), "{separator}");
+        }
+        assert!(has_scope(&claims(r#"{"sub":"s","scope":"profile  promo:admin"}"#), "promo:admin"));
     }
 
     #[test]
