@@ -378,9 +378,17 @@ async fn a_deploy_cut_short_before_the_migrations_ran_runs_them_on_the_next_run(
     }
     let live = live_config(&clients, "promo-codes-emulator-migrate").await;
     assert_eq!(live.code_sha256(), Some(zips(&dir, "-v1")["migrate"].code_sha256.as_str()), "migrate's alias waits");
+    // The new code is uploaded, but callers get it only once its alias moves.
+    let api_url = outputs(&clients, &env, &spec).await.unwrap()["api_url"].as_str().unwrap().to_owned();
+    let url = api_url.clone();
+    let before = tokio::task::spawn_blocking(move || builds_answering(&url, "GET", "/promo-codes", 3)).await.unwrap();
+    assert_eq!(before, BTreeMap::from([("list-v1".to_owned(), 3)]));
 
     let report = deploy(&clients, &env, &spec, &v2, &quiet).await.unwrap();
     assert!(report.migrated, "the next run invokes the new migrate");
     let live = live_config(&clients, "promo-codes-emulator-migrate").await;
     assert_eq!(live.code_sha256(), Some(v2["migrate"].code_sha256.as_str()));
+    let after =
+        tokio::task::spawn_blocking(move || builds_answering(&api_url, "GET", "/promo-codes", 3)).await.unwrap();
+    assert_eq!(after, BTreeMap::from([("list-v2".to_owned(), 3)]));
 }
