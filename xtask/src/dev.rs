@@ -97,6 +97,7 @@ async fn serve(
             store: Store::new(pool),
             verifier: Verifier::new(auth),
             guess_limit: promo_core::startup::guess_limit_from_env()?,
+            cors: local.cors()?,
         },
         jwks: serde_json::to_string(&local_jwks()?)?,
     });

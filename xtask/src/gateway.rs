@@ -31,8 +31,10 @@ pub async fn serve(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<
     if parts.method == hyper::Method::GET && parts.uri.path() == JWKS_PATH {
         return Ok(plain(200, "application/json", gateway.jwks.clone().into_bytes()));
     }
-    let (route, params) = match match_route(parts.method.as_str(), parts.uri.path()) {
-        Match::Found(route, params) => (route, params),
+    let (resource, function, params) = match match_route(parts.method.as_str(), parts.uri.path()) {
+        Match::Found(route, params) => (route.path, route.function, params),
+        // API Gateway has an OPTIONS method per resource, integrated with one of its functions.
+        Match::Preflight(preflight, params) => (preflight.path, preflight.function, params),
         Match::MethodNotAllowed(allowed) => {
             return Ok(convert(error_response(&ApiError::method_not_allowed(&allowed), &request_id)));
         }
@@ -46,9 +48,9 @@ pub async fn serve(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<
         }
     };
 
-    let event = rest_event(&parts, route.path, &params, &body, &request_id);
+    let event = rest_event(&parts, resource, &params, &body, &request_id);
     let response = match lambda_http::request::from_str(&event.to_string()) {
-        Ok(lambda_request) => handle(&gateway.app, route.function, lambda_request).await,
+        Ok(lambda_request) => handle(&gateway.app, function, lambda_request).await,
         Err(e) => {
             eprintln!("local gateway built an event lambda_http cannot read: {e}");
             error_response(&ApiError::internal(), &request_id)

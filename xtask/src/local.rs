@@ -9,6 +9,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use p256::pkcs8::EncodePrivateKey;
 use promo_core::auth::{AuthConfig, KeySource};
+use promo_core::cors::Cors;
 use rand::Rng;
 use serde::Deserialize;
 
@@ -23,6 +24,15 @@ pub struct LocalConfig {
     pub port: u16,
     pub database: String,
     pub auth: LocalAuth,
+    #[serde(default)]
+    pub cors: LocalCors,
+}
+
+/// The origins a back office served on this machine may call the local API from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalCors {
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +44,16 @@ pub struct LocalAuth {
 }
 
 impl LocalConfig {
+    /// The allowed origins: `CORS_ALLOWED_ORIGINS` when it is set, as for the `AUTH_*` variables,
+    /// else local.yaml's.
+    pub fn cors(&self) -> anyhow::Result<Cors> {
+        let cors = match std::env::var_os(promo_core::cors::ORIGINS_VARIABLE) {
+            Some(_) => Cors::from_env(),
+            None => Cors::new(&self.cors.allowed_origins),
+        };
+        cors.context("environments/local.yaml: cors.allowed_origins")
+    }
+
     pub fn load() -> anyhow::Result<LocalConfig> {
         let path = workspace_root().join("environments/local.yaml");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

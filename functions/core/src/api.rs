@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use crate::auth::{AuthError, Caller, Verifier};
+use crate::cors::Cors;
 use crate::domain::{Code, DomainError, Unusable};
 use crate::routes::{Access, ROUTES, Route};
 use crate::store::{GuessLimit, RedeemError, Store, StoreError};
@@ -22,6 +23,8 @@ pub struct App {
     pub verifier: Verifier,
     /// How many `not_found` answers of validate and redeem a caller may get per window.
     pub guess_limit: GuessLimit,
+    /// The origins a browser back office may call from.
+    pub cors: Cors,
 }
 
 /// A failure on its way to becoming a response.
@@ -196,12 +199,17 @@ pub fn request_id(request: &Request) -> String {
     .unwrap_or_else(|| format!("local-{}", Code::generate()))
 }
 
-/// The route a request came in on, from API Gateway's `resource` and method.
-pub fn route_of(request: &Request) -> Option<&'static Route> {
-    let resource = match request.request_context_ref() {
+/// The API Gateway resource a request came in on (`/promo-codes/{code}`).
+pub fn resource_of(request: &Request) -> Option<String> {
+    match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(context)) => context.resource_path.clone(),
         _ => None,
-    }?;
+    }
+}
+
+/// The route a request came in on, from API Gateway's `resource` and method.
+pub fn route_of(request: &Request) -> Option<&'static Route> {
+    let resource = resource_of(request)?;
     ROUTES.iter().find(|r| r.path == resource && r.method == request.method().as_str())
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -14,13 +14,20 @@ use crate::domain::{
     AuditEvent, Code, DomainError, EventsQuery, ListQuery, NewPromoCode, OrderId, PromoCode, PromoCodePatch,
     format_timestamp,
 };
-use crate::routes::{Function, Route};
+use crate::routes::{self, Function, Route};
 use crate::store::{RedeemError, Redeemed, StoreError};
 
 /// Serves a request for `function`: finds its route, checks access, runs the handler, and
 /// renders any failure.
 pub async fn handle(app: &App, function: Function, request: Request) -> Response<Body> {
     let request_id = api::request_id(&request);
+    // A browser's preflight carries no token: it is answered from the route table alone.
+    if request.method() == Method::OPTIONS {
+        let preflight = api::resource_of(&request).and_then(|resource| routes::preflight(&resource));
+        if let Some(preflight) = preflight.filter(|p| p.function == function) {
+            return app.cors.preflight(&request, &preflight);
+        }
+    }
     let result = match api::route_of(&request).filter(|r| r.function == function) {
         None => Err(ApiError::route_not_found()),
         Some(route) => match dispatch(app, route, &request, &request_id).await {
@@ -32,7 +39,8 @@ pub async fn handle(app: &App, function: Function, request: Request) -> Response
             result => result,
         },
     };
-    let response = result.unwrap_or_else(|error| error_response(&error, &request_id));
+    let mut response = result.unwrap_or_else(|error| error_response(&error, &request_id));
+    app.cors.decorate(&request, &mut response);
     tracing::info!(
         request_id = %request_id,
         method = %request.method(),

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cors;
 pub mod domain;
 pub mod handlers;
 pub use promo_shared::routes;

@@ -10,6 +10,7 @@ use crate::secrets::{DbCredentials, SecretsClient};
 
 use crate::api::App;
 use crate::auth::{AuthConfig, Verifier};
+use crate::cors::Cors;
 use crate::store::{Credentials, GuessLimit, Store, lambda_pool};
 
 /// A configuration the function cannot start with; the message names the variable.
@@ -27,6 +28,8 @@ pub enum StartupError {
     Secret(#[from] crate::secrets::SecretError),
     #[error("configuration error: DATABASE_URL is not a PostgreSQL URL")]
     BadDatabaseUrl,
+    #[error("configuration error: {0}")]
+    Cors(#[from] crate::cors::CorsError),
     #[error("configuration error: {0} must be a whole number of at least 1")]
     BadNumber(&'static str),
 }
@@ -123,7 +126,7 @@ pub fn app_from_env() -> Result<App, StartupError> {
         Some(credentials) => Store::with_credentials(pool, credentials),
         None => Store::new(pool),
     };
-    Ok(App { store, verifier: Verifier::new(auth), guess_limit: guess_limit_from_env()? })
+    Ok(App { store, verifier: Verifier::new(auth), guess_limit: guess_limit_from_env()?, cors: Cors::from_env()? })
 }
 
 /// The value, or a one-line message on stderr and exit status 1: a function that cannot be

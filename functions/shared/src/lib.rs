@@ -1,6 +1,7 @@
 //! promo-shared: the few names both the Lambda functions and the deployer need, and nothing
 //! else, so that the deployer builds without sqlx, jsonwebtoken or lambda_http.
 
+pub mod cors;
 pub mod routes;
 
 /// The OAuth scope that makes a caller an admin when the environment names none.

@@ -60,11 +60,38 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/redemptions", function: Function::Redeem, access: Access::User },
 ];
 
+/// A browser's preflight `OPTIONS` on one resource path: answered by the function of the path's
+/// first route (any function answers a preflight the same way), naming the path's methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preflight {
+    pub path: &'static str,
+    pub function: Function,
+    pub methods: Vec<&'static str>,
+}
+
+/// The preflight of a resource path of the table (`/promo-codes/{code}`), if it has routes.
+pub fn preflight(resource: &str) -> Option<Preflight> {
+    let mut routes = ROUTES.iter().filter(|r| r.path == resource);
+    let first = routes.next()?;
+    let methods = std::iter::once(first.method).chain(routes.map(|r| r.method)).collect();
+    Some(Preflight { path: first.path, function: first.function, methods })
+}
+
+/// Every resource path of the table once, with its preflight: the `OPTIONS` methods the API has.
+pub fn preflights() -> Vec<Preflight> {
+    let mut paths: Vec<&'static str> = ROUTES.iter().map(|r| r.path).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths.into_iter().filter_map(preflight).collect()
+}
+
 /// What a request path matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
     /// A route, with its path parameters.
     Found(&'static Route, Vec<(&'static str, String)>),
+    /// A preflight `OPTIONS` on a path that has routes, with its path parameters.
+    Preflight(Preflight, Vec<(&'static str, String)>),
     /// The path exists, but not with this method: the methods it has, for `Allow`.
     MethodNotAllowed(Vec<&'static str>),
     NotFound,
@@ -75,6 +102,11 @@ pub fn match_route(method: &str, path: &str) -> Match {
     let mut methods = Vec::new();
     for route in ROUTES {
         if let Some(params) = match_path(route.path, path) {
+            if method.eq_ignore_ascii_case("OPTIONS") {
+                if let Some(preflight) = preflight(route.path) {
+                    return Match::Preflight(preflight, params);
+                }
+            }
             if route.method.eq_ignore_ascii_case(method) {
                 return Match::Found(route, params);
             }
@@ -171,5 +203,22 @@ mod tests {
             matches!(match_route("GET", "/promo-codes/A/events"), Match::Found(r, _) if r.path == "/promo-codes/{code}/events")
         );
         assert_eq!(match_route("GET", "/promo-codes//"), Match::NotFound);
+    }
+
+    #[test]
+    fn every_resource_path_has_one_preflight_naming_its_methods() {
+        let preflights = preflights();
+        assert_eq!(preflights.len(), 5, "{preflights:?}");
+        let codes = preflights.iter().find(|p| p.path == "/promo-codes/{code}").expect("preflight");
+        assert_eq!(codes.methods, vec!["GET", "PATCH"]);
+        assert_eq!(codes.function, Function::List);
+        match match_route("OPTIONS", "/promo-codes/A") {
+            Match::Preflight(p, params) => {
+                assert_eq!(p, *codes);
+                assert_eq!(params, vec![("code", "A".to_owned())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(match_route("OPTIONS", "/nope"), Match::NotFound);
     }
 }

@@ -7,6 +7,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use promo_core::api::App;
 use promo_core::auth::{AuthConfig, KeySource, Verifier};
+use promo_core::cors::Cors;
 use promo_core::routes::Function;
 use promo_core::store::GuessLimit;
 use serde_json::{Value, json};
@@ -168,7 +169,12 @@ async fn hs256_with_a_shared_secret_verifies_and_refuses_other_algorithms() {
         keys: KeySource::Hs256Secret(secret.as_bytes().to_vec()),
         admin_scope: "promo:admin".into(),
     };
-    let app = App { store: fresh_store().await, verifier: Verifier::new(config), guess_limit: GuessLimit::default() };
+    let app = App {
+        store: fresh_store().await,
+        verifier: Verifier::new(config),
+        guess_limit: GuessLimit::default(),
+        cors: Cors::default(),
+    };
     let admin = claims("back-office", true);
     let good = sign(Algorithm::HS256, None, &admin, &EncodingKey::from_secret(secret.as_bytes()));
     assert_eq!(list_with(&app, Some(&format!("Bearer {good}"))).await.status, 200);

@@ -4,6 +4,7 @@
 use lambda_http::http::HeaderMap;
 use promo_core::api::App;
 use promo_core::auth::{AuthConfig, KeySource, Verifier};
+use promo_core::cors::Cors;
 use promo_core::handlers::handle;
 use promo_core::routes::Function;
 use promo_core::store::GuessLimit;
@@ -20,7 +21,12 @@ pub async fn app(issuer: &Issuer) -> App {
         keys: KeySource::JwksUrl(issuer.jwks_url.clone()),
         admin_scope: "promo:admin".into(),
     };
-    App { store: fresh_store().await, verifier: Verifier::new(config), guess_limit: GuessLimit::default() }
+    App {
+        store: fresh_store().await,
+        verifier: Verifier::new(config),
+        guess_limit: GuessLimit::default(),
+        cors: Cors::default(),
+    }
 }
 
 /// A REST proxy event being prepared.
@@ -85,6 +91,13 @@ impl Event {
         self
     }
 
+    /// The same request with another HTTP method (a preflight's `OPTIONS`).
+    pub fn method(mut self, method: &str) -> Event {
+        self.json["httpMethod"] = json!(method);
+        self.json["requestContext"]["httpMethod"] = json!(method);
+        self
+    }
+
     pub fn request_id(mut self, id: &str) -> Event {
         self.json["requestContext"]["requestId"] = json!(id);
         self
@@ -120,6 +133,13 @@ impl Answer {
     pub fn param(&self) -> Option<&str> {
         self.body["error"]["param"].as_str()
     }
+}
+
+/// A preflight's answer: a status and headers, no body.
+pub async fn preflight(app: &App, function: Function, event: &Event) -> (u16, HeaderMap) {
+    let response = handle(app, function, event.clone().method("OPTIONS").request()).await;
+    assert!(response.body().is_empty(), "a preflight answer has no body");
+    (response.status().as_u16(), response.headers().clone())
 }
 
 pub async fn call(app: &App, function: Function, event: &Event) -> Answer {

@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod cors;
 mod events;
 mod helpers;
 mod redeem;
