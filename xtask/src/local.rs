@@ -176,6 +176,7 @@ mod tests {
                 audience: "local-aud".into(),
                 admin_scope: "promo:admin".into(),
             },
+            cors: LocalCors::default(),
         }
     }
 

@@ -47,10 +47,10 @@ pub fn parse_origin(text: &str) -> Result<String, String> {
     if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:".contains(c)) {
         return refuse("the host must be a DNS name or an IP address");
     }
-    if let Some(port) = port {
-        if port.parse::<u16>().map_or(true, |p| p == 0) {
-            return refuse("the port must be a number from 1 to 65535");
-        }
+    if let Some(port) = port
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return refuse("the port must be a number from 1 to 65535");
     }
     Ok(format!("{scheme}://{}", rest.to_ascii_lowercase()))
 }

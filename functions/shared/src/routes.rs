@@ -102,10 +102,10 @@ pub fn match_route(method: &str, path: &str) -> Match {
     let mut methods = Vec::new();
     for route in ROUTES {
         if let Some(params) = match_path(route.path, path) {
-            if method.eq_ignore_ascii_case("OPTIONS") {
-                if let Some(preflight) = preflight(route.path) {
-                    return Match::Preflight(preflight, params);
-                }
+            if method.eq_ignore_ascii_case("OPTIONS")
+                && let Some(preflight) = preflight(route.path)
+            {
+                return Match::Preflight(preflight, params);
             }
             if route.method.eq_ignore_ascii_case(method) {
                 return Match::Found(route, params);
