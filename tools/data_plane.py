@@ -11,8 +11,10 @@ as the emulator holds it (resources, methods, integrations), to the Lambda funct
 integration's URI names, with the REST proxy event API Gateway sends. A function error, a crash
 or a malformed answer is 502 `{"message": "Internal server error"}`; an answer slower than the
 integration's timeout (29 s by default) is 504 `{"message": "Endpoint request timed out"}`; an
-unknown path or method is 403 `{"message": "Missing Authentication Token"}`. A gateway response
-the deployer configured (PutGatewayResponse) replaces those answers, as on AWS.
+unknown path or method is 403 `{"message": "Missing Authentication Token"}`; a stage's throttling
+(its `*/*` method settings: a token bucket of `burstLimit` tokens refilled at `rateLimit` per
+second) answers 429 `{"message": "Too Many Requests"}`; a body over 10 MB is 413. A gateway
+response the deployer configured (PutGatewayResponse) replaces those answers, as on AWS.
 
 What differs from AWS, all of it here: `instance_environment` points the functions' AWS calls at
 the emulator (`AWS_ENDPOINT_URL`); memory is not enforced; IAM policies (the execution role's and
@@ -48,6 +50,9 @@ import processes
 IDLE_SECONDS = 300.0
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 LOG_TAIL_BYTES = 4096
+# API Gateway's payload limit, and its account-level throttling where a stage sets none.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+ACCOUNT_RATE, ACCOUNT_BURST = 10000.0, 5000.0
 
 WORK_DIR = tempfile.mkdtemp(prefix="emulator-lambda-")
 atexit.register(shutil.rmtree, WORK_DIR, True)
@@ -424,7 +429,7 @@ def proxy_event(method: str, path: str, query: str, headers: list[tuple[str, str
 
 def gateway_error(api: Any, kind: str, status: int, message: str, request_id: str) -> HttpAnswer:
     """API Gateway's own answer, or the gateway response the deployer configured for it."""
-    defaults = {"MISSING_AUTHENTICATION_TOKEN": "DEFAULT_4XX", "INTEGRATION_FAILURE": "DEFAULT_5XX",
+    defaults = {"MISSING_AUTHENTICATION_TOKEN": "DEFAULT_4XX", "API_CONFIGURATION_ERROR": "DEFAULT_5XX",
                 "INTEGRATION_TIMEOUT": "DEFAULT_5XX", "REQUEST_TOO_LARGE": "DEFAULT_4XX",
                 "THROTTLED": "DEFAULT_4XX", "AUTHORIZER_FAILURE": "DEFAULT_5XX"}
     configured = getattr(api, "gateway_responses", None) or {}
@@ -445,6 +450,34 @@ def gateway_error(api: Any, kind: str, status: int, message: str, request_id: st
     return HttpAnswer(status, headers, body)
 
 
+@dataclasses.dataclass
+class Bucket:
+    """A stage's token bucket: `tokens` left at `at` (monotonic seconds)."""
+
+    tokens: float
+    at: float
+
+
+BUCKETS: dict[tuple[str, str], Bucket] = {}
+BUCKETS_LOCK = threading.Lock()
+
+
+def admitted(api_id: str, stage_name: str, stage: Any) -> bool:
+    """Whether the stage's throttling lets one more request through now (and takes its token)."""
+    settings = (getattr(stage, "method_settings", None) or {}).get("*/*") or {}
+    rate = float(settings.get("throttlingRateLimit", ACCOUNT_RATE))
+    burst = float(settings.get("throttlingBurstLimit", ACCOUNT_BURST))
+    now = time.monotonic()
+    with BUCKETS_LOCK:
+        bucket = BUCKETS.setdefault((api_id, stage_name), Bucket(burst, now))
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * rate)
+        bucket.at = now
+        if bucket.tokens < 1.0:
+            return False
+        bucket.tokens -= 1.0
+        return True
+
+
 def serve_stage(apigateway: Any, lambda_backend: Callable[[str, str], Any], api_id: str, stage: str,
                 method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes,
                 source_ip: str) -> HttpAnswer:
@@ -455,6 +488,10 @@ def serve_stage(apigateway: Any, lambda_backend: Callable[[str, str], Any], api_
         return HttpAnswer(404, [("Content-Type", "application/json")], b'{"message":"Not Found"}')
     if stage not in api.stages:
         return gateway_error(api, "MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token", request_id)
+    if not admitted(api_id, stage, api.stages[stage]):
+        return gateway_error(api, "THROTTLED", 429, "Too Many Requests", request_id)
+    if len(body) > MAX_PAYLOAD_BYTES:
+        return gateway_error(api, "REQUEST_TOO_LARGE", 413, "Request Too Long", request_id)
     found = match_resource(api, path)
     methods = found[0].resource_methods if found else {}
     chosen = methods.get(method) or methods.get("ANY")
@@ -464,14 +501,14 @@ def serve_stage(apigateway: Any, lambda_backend: Callable[[str, str], Any], api_
     integration = chosen.method_integration
     target = LAMBDA_URI.match(getattr(integration, "uri", "") or "")
     if integration is None or integration.integration_type != "AWS_PROXY" or target is None:
-        return gateway_error(api, "INTEGRATION_FAILURE", 500, "Internal server error", request_id)
+        return gateway_error(api, "API_CONFIGURATION_ERROR", 500, "Internal server error", request_id)
     function_arn = target.group("function")
     region, account = function_arn.split(":")[3], function_arn.split(":")[4]
     backend = lambda_backend(account, region)
     try:
         function, invoked = resolve(backend, function_arn, None)
     except Exception:  # noqa: BLE001 - a missing function or alias: API Gateway logs it and answers 500
-        return gateway_error(api, "INTEGRATION_FAILURE", 500, "Internal server error", request_id)
+        return gateway_error(api, "DEFAULT_5XX", 500, "Internal server error", request_id)
     event = proxy_event(method, path, query, headers, body, resource.get_path(), params, api_id, stage,
                         account, request_id, source_ip)
     timeout = (getattr(integration, "timeout_in_millis", None) or INTEGRATION_TIMEOUT_SECONDS * 1000) / 1000
@@ -479,7 +516,7 @@ def serve_stage(apigateway: Any, lambda_backend: Callable[[str, str], Any], api_
     if outcome.kind == "timeout" and float(timeout) < float(function.timeout):
         return gateway_error(api, "INTEGRATION_TIMEOUT", 504, "Endpoint request timed out", request_id)
     if outcome.kind != "ok":
-        return gateway_error(api, "INTEGRATION_FAILURE", 502, "Internal server error", request_id)
+        return gateway_error(api, "DEFAULT_5XX", 502, "Internal server error", request_id)
     return proxy_answer(api, outcome.payload, request_id)
 
 
@@ -494,7 +531,7 @@ def proxy_answer(api: Any, payload: bytes, request_id: str) -> HttpAnswer:
         body = result.get("body") or ""
         data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     except (ValueError, TypeError, AttributeError):
-        return gateway_error(api, "INTEGRATION_FAILURE", 502, "Internal server error", request_id)
+        return gateway_error(api, "DEFAULT_5XX", 502, "Internal server error", request_id)
     headers.append(("x-amzn-RequestId", request_id))
     return HttpAnswer(status, headers, data)
 

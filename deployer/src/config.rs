@@ -185,6 +185,17 @@ pub struct Api {
     /// The API Gateway stage name, such as `v1`.
     pub stage: String,
     pub throttling: Throttling,
+    /// Browser access: which origins may call the API (none when absent).
+    #[serde(default)]
+    pub cors: Cors,
+}
+
+/// CORS: a back office in a browser, served from these origins, may call the API.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    /// Origins such as `https://admin.example.com` (scheme, host and port; no path, no wildcard).
+    pub allowed_origins: Vec<Origin>,
 }
 
 /// Stage-wide throttling of API Gateway.
@@ -282,9 +293,13 @@ impl EnvironmentSpec {
             ));
         }
         for (name, value) in self.all_env_overrides() {
-            if name.starts_with("AUTH_") || name == "DATABASE_URL" || name.starts_with("AWS_") {
+            if name.starts_with("AUTH_")
+                || name == "DATABASE_URL"
+                || name.starts_with("AWS_")
+                || name == promo_shared::cors::ORIGINS_VARIABLE
+            {
                 return Err(format!(
-                    "functions: env {name} is set by the deployer (from auth, database and the account); remove it"
+                    "functions: env {name} is set by the deployer (from auth, api.cors, database and the account); remove it"
                 ));
             }
             if looks_secret(name, value) {

@@ -6,11 +6,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use promo_shared::routes::{FUNCTION_CRATES, Function, ROUTES};
+use promo_shared::routes::{FUNCTION_CRATES, Function, ROUTES, preflights};
 use serde_json::{Value, json};
 
 use crate::config::{EngineVersion, EnvName, EnvironmentSpec};
 use crate::error::DeployError;
+pub use crate::gateway_answers::GatewayResponseSpec;
+use crate::gateway_answers::gateway_responses;
 use crate::names::{Arns, Names};
 use crate::tags::Tags;
 
@@ -161,13 +163,15 @@ pub struct RestApiSpec {
     pub routes: Vec<String>,
     /// The function crates this API may invoke, sorted.
     pub invokers: Vec<String>,
+    /// API Gateway's own answers, in the contract's error shape, sorted by type.
+    pub gateway_responses: Vec<GatewayResponseSpec>,
     pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageSpec {
     pub name: String,
-    /// The routes fingerprint of the deployment the stage serves.
+    /// The fingerprint of the API (routes and gateway responses) the stage's deployment serves.
     pub deployment: Option<String>,
     pub rate_limit: f64,
     pub burst_limit: i32,
@@ -295,6 +299,11 @@ pub fn desired(env: &EnvName, spec: &EnvironmentSpec, artifacts: &Artifacts, fac
             set("DB_SECRET_ARN", secret.clone());
             set("GUESS_LIMIT", Known::Value(spec.guess_limit.max.to_string()));
             set("GUESS_WINDOW_SECONDS", Known::Value(spec.guess_limit.window_seconds.to_string()));
+            let origins = &spec.api.cors.allowed_origins;
+            if !origins.is_empty() {
+                let list: Vec<&str> = origins.iter().map(|o| o.as_str()).collect();
+                set(promo_shared::cors::ORIGINS_VARIABLE, Known::Value(list.join(",")));
+            }
             FunctionSpec {
                 name: names.function(function),
                 crate_name: function.to_string(),
@@ -316,14 +325,15 @@ pub fn desired(env: &EnvName, spec: &EnvironmentSpec, artifacts: &Artifacts, fac
         .collect();
 
     let routes = routes(&names);
+    let gateway_responses = gateway_responses(&spec.api.cors.allowed_origins);
     let stage = StageSpec {
         name: spec.api.stage.clone(),
-        deployment: Some(routes_fingerprint(&routes)),
+        deployment: Some(api_fingerprint(&routes, &gateway_responses)),
         rate_limit: spec.api.throttling.rate_limit,
         burst_limit: spec.api.throttling.burst_limit as i32,
         tags: tags.clone(),
     };
-    let api = RestApiSpec { name: names.api(), routes, invokers: invokers(), tags };
+    let api = RestApiSpec { name: names.api(), routes, invokers: invokers(), gateway_responses, tags };
     State {
         subnet_groups,
         clusters: vec![cluster],
@@ -348,10 +358,22 @@ fn secrets_policy(db_secret: &str, hs256_secret: Option<&str>) -> Value {
 
 /// The routes as the plan compares them: `"<METHOD> <path> -> <function name>"`, sorted.
 fn routes(names: &Names) -> Vec<String> {
-    let mut routes: Vec<String> =
-        ROUTES.iter().map(|r| format!("{} {} -> {}", r.method, r.path, names.function(r.function.name()))).collect();
+    let mut routes: Vec<String> = api_methods()
+        .into_iter()
+        .map(|(method, path, function)| format!("{method} {path} -> {}", names.function(function.name())))
+        .collect();
     routes.sort();
     routes
+}
+
+/// Every method the API has: the route table's, and an `OPTIONS` per resource path for a
+/// browser's preflight, integrated with a function of that path (`promo_shared::routes::preflight`).
+pub fn api_methods() -> Vec<(&'static str, &'static str, Function)> {
+    ROUTES
+        .iter()
+        .map(|r| (r.method, r.path, r.function))
+        .chain(preflights().into_iter().map(|p| ("OPTIONS", p.path, p.function)))
+        .collect()
 }
 
 /// The function crates API Gateway invokes, sorted.
@@ -361,11 +383,17 @@ fn invokers() -> Vec<String> {
     names
 }
 
-/// What a deployment of the API is: a short digest of its routes and their functions, kept in
-/// the deployment's description so a stage serving an older API is seen as stale.
-pub fn routes_fingerprint(routes: &[String]) -> String {
+/// What a deployment of the API is: a short digest of its routes, their functions and its
+/// gateway responses (API Gateway serves a change to either only once the stage is deployed
+/// again), kept in the deployment's description so a stage serving an older API is seen as stale.
+pub fn api_fingerprint(routes: &[String], gateway_responses: &[GatewayResponseSpec]) -> String {
+    let mut text = routes.join("\n");
+    for answer in gateway_responses {
+        text.push('\n');
+        text.push_str(&answer.to_string());
+    }
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in routes.join("\n").bytes() {
+    for byte in text.bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }

@@ -185,6 +185,7 @@ impl Resource for RestApiSpec {
         Diff::default()
             .field("routes", &self.routes, &have.routes)
             .field("invokers", &self.invokers, &have.invokers)
+            .field("gateway_responses", &self.gateway_responses, &have.gateway_responses)
             .tags(&self.tags, &have.tags)
             .0
     }

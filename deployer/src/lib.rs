@@ -12,6 +12,7 @@ pub mod config;
 pub mod desired;
 pub mod diff;
 pub mod error;
+pub mod gateway_answers;
 pub mod migrate;
 pub mod names;
 pub mod observe;

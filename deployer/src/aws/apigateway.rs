@@ -2,13 +2,15 @@
 //! integrations to each function's `live` alias, the permissions that let it invoke them) and
 //! its stage (a deployment, throttling).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation};
-use promo_shared::routes::{Function, ROUTES};
+use aws_sdk_apigateway::types::{
+    EndpointConfiguration, EndpointType, GatewayResponseType, IntegrationType, Op, PatchOperation,
+};
+use promo_shared::routes::Function;
 
 use crate::apply::Context;
-use crate::desired::{RestApiSpec, StageSpec};
+use crate::desired::{GatewayResponseSpec, RestApiSpec, StageSpec, api_methods};
 use crate::error::{DeployError, aws};
 use crate::names::{ALIAS, APP, Names};
 use crate::plan::{Action, Change};
@@ -135,8 +137,81 @@ pub async fn observe(names: &Names, clients: &crate::aws::Clients) -> Result<Api
             tags,
         });
     }
-    let api = RestApiSpec { name: names.api(), routes, invokers, tags };
+    let gateway_responses = observe_gateway_responses(clients, &api_id).await?;
+    let api = RestApiSpec { name: names.api(), routes, invokers, gateway_responses, tags };
     Ok(Api { apis: vec![api], stages, api_id: Some(api_id) })
+}
+
+/// The gateway responses configured on the API (not API Gateway's defaults), sorted by type.
+async fn observe_gateway_responses(
+    clients: &crate::aws::Clients,
+    api_id: &str,
+) -> Result<Vec<GatewayResponseSpec>, DeployError> {
+    let pause = clients.timing.throttle_pause;
+    let out =
+        retry::throttled(pause, || clients.apigateway.get_gateway_responses().rest_api_id(api_id).limit(500).send())
+            .await
+            .map_err(aws("reading the API's gateway responses"))?;
+    let mut answers: Vec<GatewayResponseSpec> = out
+        .items()
+        .iter()
+        .filter(|r| !r.default_response())
+        .map(|r| GatewayResponseSpec {
+            response_type: r.response_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            status: r.status_code().map(str::to_owned),
+            template: r.response_templates().and_then(|t| t.get(JSON)).cloned().unwrap_or_default(),
+            headers: r
+                .response_parameters()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.strip_prefix(HEADER)?.to_owned(), v.trim_matches('\'').to_owned())))
+                .collect(),
+        })
+        .collect();
+    answers.sort();
+    Ok(answers)
+}
+
+const JSON: &str = "application/json";
+const HEADER: &str = "gatewayresponse.header.";
+
+/// Puts the desired gateway responses and deletes any other configured on the API.
+async fn put_gateway_responses(
+    ctx: &Context<'_>,
+    api_id: &str,
+    want: &[GatewayResponseSpec],
+    have: &[GatewayResponseSpec],
+) -> Result<(), DeployError> {
+    let apigw = &ctx.clients.apigateway;
+    let pause = ctx.clients.timing.throttle_pause;
+    for answer in want.iter().filter(|a| !have.contains(a)) {
+        let parameters: HashMap<String, String> =
+            answer.headers.iter().map(|(k, v)| (format!("{HEADER}{k}"), format!("'{v}'"))).collect();
+        retry::throttled(pause, || {
+            apigw
+                .put_gateway_response()
+                .rest_api_id(api_id)
+                .response_type(GatewayResponseType::from(answer.response_type.as_str()))
+                .set_status_code(answer.status.clone())
+                .response_templates(JSON, &answer.template)
+                .set_response_parameters(Some(parameters.clone()).filter(|p| !p.is_empty()))
+                .send()
+        })
+        .await
+        .map_err(aws(format!("setting the API's {} answer", answer.response_type)))?;
+    }
+    for answer in have.iter().filter(|a| !want.iter().any(|w| w.response_type == a.response_type)) {
+        retry::throttled(pause, || {
+            apigw
+                .delete_gateway_response()
+                .rest_api_id(api_id)
+                .response_type(GatewayResponseType::from(answer.response_type.as_str()))
+                .send()
+        })
+        .await
+        .map_err(aws(format!("removing the API's {} answer", answer.response_type)))?;
+    }
+    Ok(())
 }
 
 /// Tags and untags any API Gateway resource by its ARN.
@@ -186,6 +261,10 @@ pub async fn apply_api(
     };
     if change.changes("routes") {
         build_routes(ctx, &api_id).await?;
+    }
+    if change.changes("gateway_responses") {
+        let have = have.map(|h| h.gateway_responses.as_slice()).unwrap_or_default();
+        put_gateway_responses(ctx, &api_id, &want.gateway_responses, have).await?;
     }
     if let (true, Some(have)) = (change.action == Action::Update && change.changes("tags"), have) {
         retag(ctx, &ctx.facts.arns.rest_api(&api_id), want.tags.changes_from(&have.tags)).await?;
@@ -239,9 +318,9 @@ async fn build_routes(ctx: &Context<'_>, api_id: &str) -> Result<(), DeployError
         .map_err(aws("removing an old API resource"))?;
     }
     let mut ids: BTreeMap<String, String> = BTreeMap::from([(String::new(), root)]);
-    for route in ROUTES {
+    for (method, route_path, route_function) in api_methods() {
         let mut path = String::new();
-        for part in route.path.trim_start_matches('/').split('/') {
+        for part in route_path.trim_start_matches('/').split('/') {
             let parent = ids[&path].clone();
             path = format!("{path}/{part}");
             if !ids.contains_key(&path) {
@@ -260,26 +339,26 @@ async fn build_routes(ctx: &Context<'_>, api_id: &str) -> Result<(), DeployError
                 .put_method()
                 .rest_api_id(api_id)
                 .resource_id(&resource_id)
-                .http_method(route.method)
+                .http_method(method)
                 .authorization_type("NONE")
                 .send()
         })
         .await
-        .map_err(aws(format!("creating {} {}", route.method, route.path)))?;
-        let function = ctx.names.function(route.function.name());
+        .map_err(aws(format!("creating {} {}", method, route_path)))?;
+        let function = ctx.names.function(route_function.name());
         retry::throttled(pause, || {
             apigw
                 .put_integration()
                 .rest_api_id(api_id)
                 .resource_id(&resource_id)
-                .http_method(route.method)
+                .http_method(method)
                 .r#type(IntegrationType::AwsProxy)
                 .integration_http_method("POST")
                 .uri(ctx.facts.arns.integration_uri(&function))
                 .send()
         })
         .await
-        .map_err(aws(format!("integrating {} {}", route.method, route.path)))?;
+        .map_err(aws(format!("integrating {} {}", method, route_path)))?;
     }
     Ok(())
 }

@@ -341,3 +341,30 @@ mod tests {
         }
     }
 }
+
+/// An origin a browser back office calls the API from: `https://host` or `https://host:port`,
+/// as promo_shared::cors parses it (the functions compare `Origin` headers with the same form).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schemars(with = "String")]
+pub struct Origin(String);
+
+impl TryFrom<String> for Origin {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        promo_shared::cors::parse_origin(&value).map(Origin)
+    }
+}
+
+impl From<Origin> for String {
+    fn from(o: Origin) -> String {
+        o.0
+    }
+}
+
+impl Origin {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

@@ -142,10 +142,45 @@ pub async fn live_config(
 
 /// One request to a deployed API (`api_url` + `path`): the status and the body.
 pub fn call_api(api_url: &str, method: &str, path: &str) -> (u16, String) {
+    let answer = request_api(api_url, method, path);
+    (answer.status, answer.body)
+}
+
+/// What a deployed API answered.
+pub struct ApiAnswer {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: String,
+}
+
+impl ApiAnswer {
+    /// The body as the contract's error: (code, request_id), after checking its shape.
+    pub fn error(&self) -> (String, String) {
+        let body: serde_json::Value =
+            serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body));
+        let error = body["error"].as_object().unwrap_or_else(|| panic!("not an error body: {}", self.body));
+        let mut keys: Vec<&str> = error.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["code", "message", "param", "request_id"], "{}", self.body);
+        assert!(error["message"].is_string() && error["param"].is_null(), "{}", self.body);
+        (
+            error["code"].as_str().unwrap_or_default().to_owned(),
+            error["request_id"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One request to a deployed API, with its headers in the answer.
+pub fn request_api(api_url: &str, method: &str, path: &str) -> ApiAnswer {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let request = ureq::http::Request::builder().method(method).uri(format!("{api_url}{path}")).body(()).unwrap();
     let mut response = agent.run(request).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    ApiAnswer { status: response.status().as_u16(), headers: response.headers().clone(), body }
 }
 
 /// Which stand-in build answered each of `n` calls (see [`stand_in`]), counted.
