@@ -17,7 +17,7 @@ second) answers 429 `{"message": "Too Many Requests"}`; a body over 10 MB is 413
 response the deployer configured (PutGatewayResponse) replaces those answers, as on AWS.
 
 What differs from AWS, all of it here: `instance_environment` points the functions' AWS calls at
-the emulator (`AWS_ENDPOINT_URL`); memory is not enforced; IAM policies (the execution role's and
+the emulator (`AWS_ENDPOINT_URL`) and names its databases' test CA (`DB_EXTRA_ROOT_CERT_FILE`); memory is not enforced; IAM policies (the execution role's and
 the functions' resource policies) are not checked; a stage serves the API's current resources
 rather than a snapshot taken by its deployment."""
 
@@ -59,6 +59,8 @@ atexit.register(shutil.rmtree, WORK_DIR, True)
 
 # The emulator's own URL, set at start: where functions send their AWS calls.
 EMULATOR_URL = ""
+# Set at start: variables naming what only the emulator has (its databases' test CA).
+EMULATOR_ENVIRONMENT: dict[str, str] = {}
 
 
 @dataclasses.dataclass
@@ -123,8 +125,10 @@ def instance_environment(function: Any, runtime_api: str, task_root: str) -> dic
         "AWS_SESSION_TOKEN": "emulator",
         **(function.environment_vars or {}),
     }
-    # The one difference from AWS in a function's environment: its AWS calls go to the emulator.
+    # The differences from AWS in a function's environment: its AWS calls go to the emulator, and
+    # it trusts the test CA of the emulator's databases besides AWS's RDS CAs.
     env["AWS_ENDPOINT_URL"] = EMULATOR_URL
+    env.update(EMULATOR_ENVIRONMENT)
     return env
 
 

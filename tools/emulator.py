@@ -374,5 +374,10 @@ if __name__ == "__main__":
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     os.environ.setdefault("MOTO_PORT", str(server.port))
     data_plane.EMULATOR_URL = f"http://{args.host}:{server.port}"
+    ca_file = os.path.join(data_plane.WORK_DIR, "aurora-ca.pem")
+    with open(ca_file, "wb") as out:
+        out.write(aurora.CA.pem)
+    os.chmod(ca_file, 0o644)
+    data_plane.EMULATOR_ENVIRONMENT["DB_EXTRA_ROOT_CERT_FILE"] = ca_file
     print(f"emulator listening on http://{args.host}:{server.port}", flush=True)
     server.serve_forever()

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use common::{Client, story, xtask};
+use common::{Client, browser, story, xtask};
 use deployer::apply::{Zip, deploy};
 use deployer::aws::Clients;
 use deployer::config::{EnvName, EnvironmentSpec};
@@ -117,13 +117,16 @@ fn the_deployed_api_tells_the_story_across_a_password_rotation_and_after_a_promo
     let out = runtime.block_on(outputs(&clients, &env, &spec)).unwrap();
     let api = Client::new(out["api_url"].as_str().expect("api_url"));
     story(&api, &admin, &alice, &mallory, "deployed-summer");
+    // environments/emulator.yaml allows a back office on a local dev server.
+    browser(&api, &admin, "http://localhost:5173");
 
     // The functions answer with the request id API Gateway gave the request.
     let listed = api.send("GET", "/promo-codes?limit=1", &admin, &[], None);
     assert_eq!(listed.header("x-request-id"), listed.header("x-amzn-RequestId"));
-    // What API Gateway answers itself, without gateway responses: an unknown path.
+    // What API Gateway answers itself is in the contract's shape, with its own request id.
     let unknown = api.send("GET", "/nowhere", &admin, &[], None);
-    assert_eq!((unknown.status, &unknown.body), (403, &serde_json::json!({"message": "Missing Authentication Token"})));
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(unknown.body["error"]["request_id"].as_str(), unknown.header("x-amzn-RequestId"));
 
     // RDS rotates the master password. Warm instances keep their sessions; once those are gone,
     // they must read the secret again rather than fail every request.
@@ -151,6 +154,14 @@ fn the_deployed_api_tells_the_story_across_a_password_rotation_and_after_a_promo
             sqlx::postgres::PgSslMode::Require,
         );
         let mut admin_session = sqlx::PgConnection::connect_with(&options).await.expect("the new password works");
+        // The functions connect with verify-full (the story above passed): the emulator's server
+        // certificate chains to its own test CA, which AWS's RDS bundle alone does not trust.
+        let verified = options
+            .clone()
+            .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
+            .ssl_root_cert_from_pem(promo_core::startup::RDS_CA_BUNDLE.to_vec());
+        let untrusted = sqlx::PgConnection::connect_with(&verified).await.err().map(|e| e.to_string());
+        assert!(untrusted.as_deref().is_some_and(|e| e.to_lowercase().contains("certificate")), "{untrusted:?}");
         let refused = sqlx::PgConnection::connect_with(&options.clone().password(&before.password)).await;
         assert!(refused.is_err(), "the old password is refused");
         sqlx::query_scalar::<_, i64>(

@@ -130,6 +130,8 @@ fn dev_serves_the_api_end_to_end_and_stops_cleanly_on_sigterm() {
     let mallory = token(&dir.0, "mallory", false);
 
     common::story(&api, &admin, &alice, &mallory, "e2e-summer");
+    // environments/local.yaml allows a back office on a local dev server.
+    common::browser(&api, &admin, "http://localhost:5173");
 
     // The gateway: an unknown route, a wrong method, a user on an admin route, no token.
     let unknown = api.send("GET", "/nowhere", &admin, &[], None);

@@ -62,18 +62,22 @@ async fn a_deploy_from_nothing_creates_everything_and_outputs_say_what() {
     assert!(vars.contains_key("AUTH_JWKS_URL") && vars.contains_key("DB_SECRET_ARN") && vars.contains_key("DB_HOST"));
     assert!(!vars.keys().any(|k| k.contains("PASSWORD")) && !vars.contains_key("AUTH_HS256_SECRET"));
 
-    // API Gateway has every route of the table, each an AWS_PROXY integration to a live alias.
+    // API Gateway has every route of the table and an OPTIONS (a browser's preflight) on each of
+    // its paths, each an AWS_PROXY integration to a live alias.
     let resources = clients.apigateway.get_resources().rest_api_id(api_id).embed("methods").send().await.unwrap();
     let mut routes = 0;
+    let mut preflights = 0;
     for item in resources.items() {
         for (method, detail) in item.resource_methods().into_iter().flatten() {
             let integration = detail.method_integration().expect("integration");
             assert_eq!(integration.r#type().map(|t| t.as_str()), Some("AWS_PROXY"), "{method} {:?}", item.path());
             assert!(integration.uri().unwrap().ends_with(":live/invocations"));
-            routes += 1;
+            if method == "OPTIONS" { preflights += 1 } else { routes += 1 }
         }
     }
     assert_eq!(routes, promo_shared::routes::ROUTES.len());
+    let paths: std::collections::BTreeSet<_> = promo_shared::routes::ROUTES.iter().map(|r| r.path).collect();
+    assert_eq!(preflights, paths.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]

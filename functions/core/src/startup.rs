@@ -28,6 +28,8 @@ pub enum StartupError {
     Secret(#[from] crate::secrets::SecretError),
     #[error("configuration error: DATABASE_URL is not a PostgreSQL URL")]
     BadDatabaseUrl,
+    #[error("configuration error: DB_EXTRA_ROOT_CERT_FILE {0}: {1}")]
+    ExtraRootCert(String, std::io::Error),
     #[error("configuration error: {0}")]
     Cors(#[from] crate::cors::CorsError),
     #[error("configuration error: {0} must be a whole number of at least 1")]
@@ -53,10 +55,25 @@ pub fn guess_limit_from_env() -> Result<GuessLimit, StartupError> {
     })
 }
 
+/// AWS's RDS certificate authorities (certs/README.md says where from, and its SHA-256).
+pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../certs/rds-global-bundle.pem");
+
+/// The CAs the database's certificate must chain to: AWS's RDS bundle, and the CAs in the PEM
+/// file `DB_EXTRA_ROOT_CERT_FILE` names, when set (the emulator's test CA; never set in AWS).
+pub fn database_root_certs() -> Result<Vec<u8>, StartupError> {
+    let mut pem = RDS_CA_BUNDLE.to_vec();
+    if let Ok(path) = std::env::var("DB_EXTRA_ROOT_CERT_FILE") {
+        let extra = std::fs::read(&path).map_err(|e| StartupError::ExtraRootCert(path, e))?;
+        pem.push(b'\n');
+        pem.extend(extra);
+    }
+    Ok(pem)
+}
+
 /// The database connection options. Locally: `DATABASE_URL`. In AWS: `DB_HOST`, `DB_NAME`,
 /// `DB_PORT` (default 5432) and `DB_SECRET_ARN`, the RDS-managed secret holding the user and
-/// password, read now from Secrets Manager; TLS is required (`DB_SSL_MODE` to override). No
-/// password is ever in a variable, and none is logged.
+/// password, read now from Secrets Manager; TLS with `verify-full` against AWS's RDS CAs
+/// (`DB_SSL_MODE` to override). No password is ever in a variable, and none is logged.
 pub fn database_options_from_env() -> Result<PgConnectOptions, StartupError> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return PgConnectOptions::from_str(&url).map_err(|_| StartupError::BadDatabaseUrl);
@@ -70,11 +87,12 @@ pub fn database_options_from_env() -> Result<PgConnectOptions, StartupError> {
         Ok(p) => p.parse::<u16>().map_err(|_| StartupError::BadNumber("DB_PORT"))?,
         Err(_) => 5432,
     };
-    let ssl_mode = std::env::var("DB_SSL_MODE").unwrap_or_else(|_| "require".into());
+    let ssl_mode = std::env::var("DB_SSL_MODE").unwrap_or_else(|_| "verify-full".into());
     let ssl_mode = PgSslMode::from_str(&ssl_mode).map_err(|_| StartupError::BadSslMode)?;
     let client = SecretsClient::from_env()?;
     let credentials = DbCredentials::parse(&secret_arn, &client.secret_string(&secret_arn)?)?;
-    Ok(database_options(&host, port, &var("DB_NAME")?, &credentials, ssl_mode))
+    let options = database_options(&host, port, &var("DB_NAME")?, &credentials, ssl_mode);
+    Ok(options.ssl_root_cert_from_pem(database_root_certs()?))
 }
 
 /// How to read the database's credentials again, when they come from a secret (`DB_SECRET_ARN`).
@@ -137,6 +155,39 @@ pub fn or_exit<T>(result: Result<T, StartupError>) -> T {
         Err(error) => {
             eprintln!("error: {error}");
             std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod certs {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use x509_cert::der::Decode;
+
+    #[test]
+    fn the_rds_bundle_parses_and_holds_cas_valid_for_years() {
+        let certs: Vec<CertificateDer> =
+            CertificateDer::pem_slice_iter(super::RDS_CA_BUNDLE).collect::<Result<_, _>>().expect("PEM");
+        assert!(certs.len() >= 100, "{} certificates", certs.len());
+        let in_ten_years = std::time::SystemTime::now() + std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+        let mut long_lived_roots = Vec::new();
+        for der in &certs {
+            webpki::anchor_from_trusted_cert(der).expect("every certificate is a usable trust anchor");
+            let cert = x509_cert::Certificate::from_der(der).expect("X.509");
+            let subject = cert.tbs_certificate.subject.to_string();
+            if subject.contains("Root CA")
+                && std::time::UNIX_EPOCH + cert.tbs_certificate.validity.not_after.to_unix_duration() > in_ten_years
+            {
+                long_lived_roots.push(subject);
+            }
+        }
+        // Each commercial region has RSA2048, RSA4096 and ECC384 G1 roots valid for decades.
+        for region in ["us-east-1", "eu-west-1", "ap-southeast-2"] {
+            for kind in ["RSA2048 G1", "RSA4096 G1", "ECC384 G1"] {
+                let name = format!("Amazon RDS {region} Root CA {kind}");
+                assert!(long_lived_roots.iter().any(|s| s.contains(&name)), "{name} valid for ten more years");
+            }
         }
     }
 }

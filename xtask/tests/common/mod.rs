@@ -69,7 +69,10 @@ impl Client {
         let headers =
             response.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
         let text = response.body_mut().read_to_string().expect("body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        let body = match text.as_str() {
+            "" => Value::Null,
+            text => serde_json::from_str(text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}")),
+        };
         Reply { status, headers, body }
     }
 }
@@ -141,4 +144,44 @@ pub fn story(api: &Client, admin: &str, alice: &str, mallory: &str, code: &str) 
     let page_two = api.send("GET", &format!("{query}&cursor={cursor}"), admin, &[], None);
     assert_eq!(page_two.body["data"][0]["code"], format!("{upper}-2"));
     assert_eq!((&page_two.body["has_more"], &page_two.body["next_cursor"]), (&json!(false), &Value::Null));
+}
+
+/// A back office in a browser at `origin` (an allowed origin): its preflights and answers, and
+/// those of a page at another origin; then an unknown route, answered by the gateway itself.
+pub fn browser(api: &Client, admin: &str, origin: &str) {
+    let preflight = |from: &str| {
+        let headers = [
+            ("Origin", from),
+            ("Access-Control-Request-Method", "PATCH"),
+            ("Access-Control-Request-Headers", "authorization,content-type,if-match"),
+        ];
+        api.send("OPTIONS", "/promo-codes/SOME-CODE", "", &headers, None)
+    };
+    let allowed = preflight(origin);
+    assert!(allowed.status == 204 || allowed.status == 200, "preflight: {}", allowed.status);
+    assert_eq!(allowed.header("access-control-allow-origin"), Some(origin));
+    let methods = allowed.header("access-control-allow-methods").unwrap_or_default();
+    assert!(methods.contains("PATCH") && methods.contains("GET"), "{methods}");
+    let allowed_headers = allowed.header("access-control-allow-headers").unwrap_or_default().to_ascii_lowercase();
+    for needed in ["authorization", "content-type", "if-match"] {
+        assert!(allowed_headers.contains(needed), "{allowed_headers}");
+    }
+    let other = preflight("https://elsewhere.example");
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    assert_eq!(other.header("access-control-allow-methods"), None);
+
+    let listed = api.send("GET", "/promo-codes?limit=1", admin, &[("Origin", origin)], None);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.header("access-control-allow-origin"), Some(origin));
+    let exposed = listed.header("access-control-expose-headers").unwrap_or_default().to_ascii_lowercase();
+    for needed in ["etag", "location", "retry-after", "x-request-id"] {
+        assert!(exposed.contains(needed), "{exposed}");
+    }
+    let foreign = api.send("GET", "/promo-codes?limit=1", admin, &[("Origin", "https://elsewhere.example")], None);
+    assert_eq!(foreign.header("access-control-allow-origin"), None);
+
+    let unknown = api.send("GET", "/no-such-route", admin, &[], None);
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert_eq!(unknown.body["error"]["code"], "not_found", "{}", unknown.body);
+    assert!(unknown.body["error"]["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{}", unknown.body);
 }
