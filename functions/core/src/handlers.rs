@@ -101,31 +101,38 @@ async fn get(app: &App, request: &Request, request_id: &str) -> Result<Response<
 
 async fn update(app: &App, caller: &Caller, request: &Request, request_id: &str) -> Result<Response<Body>, ApiError> {
     let code = path_code(request)?;
-    let expected_version = if_match(request)?;
+    let expected_versions = if_match(request)?;
     let patch = PromoCodePatch::from_json(json_body(request)?)?;
-    let updated = app.store.patch(&code, &patch, expected_version, &caller.sub).await?;
+    let updated = app.store.patch(&code, &patch, expected_versions.as_deref(), &caller.sub).await?;
     Ok(with_etag(json_response(StatusCode::OK, &updated, request_id), &updated))
 }
 
-/// `If-Match: "<version>"`: the version the client last saw. `*` or no header: any version.
-/// Anything else can never match the current ETag, which is exactly a failed precondition.
-fn if_match(request: &Request) -> Result<Option<i32>, ApiError> {
-    let Some(value) = request.headers().get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let failed = || {
-        ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "precondition_failed",
-            "If-Match must be the ETag of the current version, such as \"3\"",
-        )
-    };
-    let text = value.to_str().map_err(|_| failed())?.trim();
-    if text == "*" {
+/// `If-Match` (RFC 9110 13.1.1): `*` or no header, any version; otherwise a list of entity tags,
+/// compared strongly and exactly with the ETag `"<version>"`: `"3"` matches version 3, while
+/// `"003"`, `W/"3"` and anything else match no version (so the update fails its precondition).
+fn if_match(request: &Request) -> Result<Option<Vec<i32>>, ApiError> {
+    let values = request.headers().get_all(header::IF_MATCH);
+    if values.iter().next().is_none() {
         return Ok(None);
     }
-    let version = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).ok_or_else(failed)?;
-    version.parse::<i32>().map(Some).map_err(|_| failed())
+    let mut versions = Vec::new();
+    for value in values {
+        let text = value.to_str().map_err(|_| {
+            ApiError::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", "If-Match must be ASCII")
+        })?;
+        for tag in text.split(',').map(str::trim) {
+            if tag == "*" {
+                return Ok(None);
+            }
+            let version = tag.strip_prefix('"').and_then(|t| t.strip_suffix('"')).and_then(|digits| {
+                let version = digits.parse::<i32>().ok()?;
+                // Only the exact text of an ETag we issued matches it.
+                (version.to_string() == digits).then_some(version)
+            });
+            versions.extend(version);
+        }
+    }
+    Ok(Some(versions))
 }
 
 #[derive(Serialize)]

@@ -32,8 +32,8 @@ pub enum StoreError {
     #[error("a promo code with this code already exists")]
     Conflict { constraint: String },
     /// The caller's expected version is stale; nothing was written.
-    #[error("the promo code is at version {current}, not {expected}")]
-    VersionMismatch { expected: i32, current: i32 },
+    #[error("the promo code is at version {current}, not one the caller expected")]
+    VersionMismatch { current: i32 },
     /// A CHECK constraint refused the write: a rule that needs the stored row to check.
     #[error("{message}")]
     Invalid { param: String, message: String },
@@ -358,23 +358,23 @@ impl Store {
 
     /// Applies a patch and records what changed, in one transaction. The row is locked first,
     /// so the version check and the write cannot interleave with another writer: of two
-    /// clients holding the same version, exactly one wins. A stale `expected_version` writes
-    /// nothing.
+    /// clients holding the same version, exactly one wins. With `expected_versions`, a current
+    /// version not among them writes nothing (an empty list never matches).
     pub async fn patch(
         &self,
         code: &Code,
         patch: &PromoCodePatch,
-        expected_version: Option<i32>,
+        expected_versions: Option<&[i32]>,
         actor: &Owner,
     ) -> Result<PromoCode, StoreError> {
         let mut tx = self.pool.begin().await?;
         let select = format!("SELECT {COLUMNS} FROM promo_codes WHERE code = $1 FOR UPDATE");
         let old: Row =
             sqlx::query_as(&select).bind(code.as_str()).fetch_optional(&mut *tx).await?.ok_or(StoreError::NotFound)?;
-        if let Some(expected) = expected_version
-            && expected != old.version
+        if let Some(expected) = expected_versions
+            && !expected.contains(&old.version)
         {
-            return Err(StoreError::VersionMismatch { expected, current: old.version });
+            return Err(StoreError::VersionMismatch { current: old.version });
         }
         let old = PromoCode::try_from(old)?;
         let update = format!(

@@ -12,7 +12,13 @@ pub(crate) enum DecimalError {
     TooPrecise,
     /// Too large to be a percentage at all (the caller checks the exact range).
     TooLarge,
+    /// An exponent beyond ±[`MAX_EXPONENT`]: refused rather than applied inexactly.
+    ExponentOutOfRange,
 }
+
+/// The largest exponent magnitude applied. A body is at most 16 KiB, so a number whose exponent
+/// is larger can only be huge or vanishing; refusing it keeps the arithmetic below exact.
+pub(crate) const MAX_EXPONENT: i64 = 10_000;
 
 /// Parses a JSON number (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`) into hundredths.
 pub(crate) fn parse_hundredths(text: &str) -> Result<i64, DecimalError> {
@@ -67,13 +73,22 @@ pub(crate) fn parse_hundredths(text: &str) -> Result<i64, DecimalError> {
         if exp_text.is_empty() {
             return Err(DecimalError::NotANumber);
         }
-        // An exponent beyond a few digits can only mean a huge or a vanishing number; cap it so
-        // the arithmetic below cannot overflow.
-        let magnitude: i64 = exp_text.parse().unwrap_or(i64::MAX).min(10_000);
-        exponent = if exp_negative { -magnitude } else { magnitude };
+        // Clamping a larger exponent would change the number (125 followed by 9,999 zeros, then
+        // e-10001, is 1.25, not 12.5): refuse it instead.
+        // (Zero times any power of ten is still exactly zero.)
+        let magnitude: Option<i64> = exp_text.parse().ok().filter(|m| *m <= MAX_EXPONENT);
+        exponent = match magnitude {
+            Some(m) if exp_negative => -m,
+            Some(m) => m,
+            None => i64::MAX,
+        };
     }
     if i != bytes.len() {
         return Err(DecimalError::NotANumber);
+    }
+    if exponent == i64::MAX {
+        let zero = int_digits.bytes().chain(frac_digits.bytes()).all(|b| b == b'0');
+        return if zero { Ok(0) } else { Err(DecimalError::ExponentOutOfRange) };
     }
 
     // value = digits * 10^(exponent - frac_len); hundredths = digits * 10^(exponent - frac_len + 2)
@@ -119,6 +134,16 @@ pub(crate) fn format_hundredths(value: i64) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_exponent_beyond_the_limit_is_refused_not_clamped() {
+        let zeros = "0".repeat(9_999);
+        assert_eq!(parse_hundredths(&format!("125{zeros}e-10001")), Err(DecimalError::ExponentOutOfRange));
+        assert_eq!(parse_hundredths("1e99999999999999999999"), Err(DecimalError::ExponentOutOfRange));
+        // Up to the limit, exponents apply exactly.
+        assert_eq!(parse_hundredths(&format!("125{zeros}0e-10000")), Ok(12500));
+        assert_eq!(parse_hundredths(&format!("125{}e-10000", "0".repeat(9_998))), Ok(125));
+    }
 
     #[test]
     fn decimals_parse_exactly() {

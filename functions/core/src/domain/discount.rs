@@ -2,7 +2,7 @@
 //! exactly as basis points.
 
 use super::DomainError;
-use super::decimal::{DecimalError, format_hundredths, parse_hundredths};
+use super::decimal::{DecimalError, MAX_EXPONENT, format_hundredths, parse_hundredths};
 
 /// 100 % in basis points.
 const MAX_BASIS_POINTS: i64 = 10_000;
@@ -70,6 +70,10 @@ fn percentage_error(param: &str, text: &str, error: DecimalError) -> DomainError
         DecimalError::TooLarge => {
             DomainError::invalid(param, format!("{param} must be greater than 0 and at most 100, got {text}"))
         }
+        DecimalError::ExponentOutOfRange => DomainError::invalid(
+            param,
+            format!("{param} has an exponent beyond ±{MAX_EXPONENT}; write the number plainly, such as 12.5"),
+        ),
     }
 }
 

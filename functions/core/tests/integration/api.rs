@@ -172,6 +172,30 @@ async fn patch_with_a_stale_if_match_is_412_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn if_match_takes_a_list_and_a_star_and_compares_etags_exactly() {
+    let issuer = Issuer::start().await;
+    let app = app(&issuer).await;
+    create(&app, &issuer, &summer("SUMMER25")).await;
+    let patch = |if_match: &str, owner: &str| {
+        Event::fixture("update")
+            .bearer(&issuer.admin())
+            .header("If-Match", if_match)
+            .json_body(&json!({"owner": owner}))
+    };
+    // "001" is not the ETag "1", though it names the same number.
+    for not_the_etag in ["\"001\"", "\"+1\"", "\" 1\"", "W/\"1\"", "1", "\"1\"x"] {
+        let answer = call(&app, Function::Update, &patch(not_the_etag, "x")).await;
+        assert_eq!(answer.status, 412, "If-Match: {not_the_etag}");
+    }
+    let listed = call(&app, Function::Update, &patch("\"7\", \"1\"", "listed")).await;
+    assert_eq!((listed.status, listed.header("etag")), (200, Some("\"2\"")), "one tag of the list matches");
+    let star = call(&app, Function::Update, &patch("*", "starred")).await;
+    assert_eq!((star.status, star.header("etag")), (200, Some("\"3\"")), "* matches any version");
+    let stale_list = call(&app, Function::Update, &patch("\"1\", \"2\"", "late")).await;
+    assert_eq!(stale_list.status, 412);
+}
+
+#[tokio::test]
 async fn patch_refuses_empty_immutable_and_read_only_changes_with_422() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;

@@ -88,6 +88,6 @@ impl StoreAsAdmin for Store {
         patch: &PromoCodePatch,
         version: Option<i32>,
     ) -> Result<PromoCode, StoreError> {
-        self.patch(code, patch, version, &back_office()).await
+        self.patch(code, patch, version.as_ref().map(std::slice::from_ref), &back_office()).await
     }
 }
