@@ -25,4 +25,4 @@ pub use expiry::{Expiry, format_timestamp};
 pub use list::{CodePrefix, Filters, ListQuery, SortDirection, SortKey, SortOrder, Status};
 pub use promo_code::{MaxRedemptions, NewPromoCode, PromoCode, PromoCodePatch};
 pub use redemption::{OrderId, Redemption, Unusable};
-pub use text::{Description, Owner};
+pub use text::{Description, Owner, has_control_characters};

@@ -22,7 +22,7 @@ impl OrderId {
                 format!("order_id must be 1 to {ORDER_ID_MAX} characters long, got {len}"),
             ));
         }
-        if input.chars().any(char::is_control) {
+        if super::text::has_control_characters(input) {
             return Err(DomainError::invalid("order_id", "order_id must not contain control characters"));
         }
         Ok(OrderId(input.to_owned()))

@@ -5,6 +5,13 @@ use std::fmt;
 use super::DomainError;
 
 const OWNER_MAX: usize = 255;
+
+/// Whether text holds a control character: Unicode's Cc category (U+0000-U+001F, U+007F-U+009F).
+/// The migrations' CHECK constraints use the same class, `[\x01-\x1f\x7f-\x9f]` (PostgreSQL text
+/// cannot hold U+0000 at all); a test holds the two to one another.
+pub fn has_control_characters(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
 const DESCRIPTION_MAX: usize = 500;
 
 /// The JWT `sub` of the only user who may use a code: 1 to 255 characters, no control characters.
@@ -25,7 +32,7 @@ impl Owner {
                 format!("{param} must be 1 to {OWNER_MAX} characters long, got {len}"),
             ));
         }
-        if input.chars().any(char::is_control) {
+        if has_control_characters(input) {
             return Err(DomainError::invalid(param, format!("{param} must not contain control characters")));
         }
         Ok(Owner(input.to_owned()))
@@ -55,6 +62,9 @@ impl Description {
                 format!("description must be at most {DESCRIPTION_MAX} characters long, got {len}"),
             ));
         }
+        if has_control_characters(input) {
+            return Err(DomainError::invalid("description", "description must not contain control characters"));
+        }
         Ok(Description(input.to_owned()))
     }
 
@@ -82,6 +92,14 @@ mod tests {
             assert_eq!(Owner::parse(bad).unwrap_err().param(), Some("owner"));
         }
         assert!(Owner::parse("auth0|5f7c8ec7c33c6c004bbafe82").is_ok());
+    }
+
+    #[test]
+    fn a_description_has_no_control_characters_nul_included() {
+        for bad in ["a\u{0}b", "line\nbreak", "tab\t", "\u{85}"] {
+            assert_eq!(Description::parse(bad).unwrap_err().param(), Some("description"), "{bad:?}");
+        }
+        assert!(Description::parse("Été 25 % \u{a0}— summer").is_ok());
     }
 
     #[test]

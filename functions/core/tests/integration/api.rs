@@ -196,6 +196,21 @@ async fn if_match_takes_a_list_and_a_star_and_compares_etags_exactly() {
 }
 
 #[tokio::test]
+async fn a_description_with_nul_or_another_control_character_is_422_not_500() {
+    let issuer = Issuer::start().await;
+    let app = app(&issuer).await;
+    for (i, bad) in ["nul\u{0}inside", "bell\u{7}", "c1\u{85}"].into_iter().enumerate() {
+        let mut body = summer(&format!("CTRL{i}"));
+        body["description"] = json!(bad);
+        let answer = create(&app, &issuer, &body).await;
+        assert_eq!(
+            (answer.status, answer.error_code(), answer.param()),
+            (422, "validation_failed", Some("description"))
+        );
+    }
+}
+
+#[tokio::test]
 async fn patch_refuses_empty_immutable_and_read_only_changes_with_422() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;

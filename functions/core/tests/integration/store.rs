@@ -426,3 +426,26 @@ async fn a_listed_code_renders_like_a_fetched_one() {
     let page = store.list(&query(&[]), Utc::now()).await.unwrap();
     assert_eq!(page.data, vec![created]);
 }
+
+#[tokio::test]
+async fn the_database_and_the_domain_agree_on_what_a_control_character_is() {
+    let pool = fresh_pool(1).await;
+    let probes = (1u32..=0xa0).chain([0xad, 0x2028, 0x2029, 0x200b, 0xfeff, 0x1f600]).filter_map(char::from_u32);
+    for (i, c) in probes.enumerate() {
+        let text = format!("a{c}b");
+        let domain = promo_core::domain::has_control_characters(&text);
+        for (n, (owner, description)) in [(text.as_str(), "plain"), ("plain", text.as_str())].into_iter().enumerate() {
+            let stored = sqlx::query(
+                "INSERT INTO promo_codes (code, owner, discount_bp, expires_at, description) \
+                 VALUES ($1, $2, 100, now() + interval '1 day', $3)",
+            )
+            .bind(format!("PROBE{i}X{n}"))
+            .bind(owner)
+            .bind(description)
+            .execute(&pool)
+            .await;
+            let field = if n == 0 { "owner" } else { "description" };
+            assert_eq!(stored.is_err(), domain, "{field} with U+{:04X}: {stored:?}", c as u32);
+        }
+    }
+}
