@@ -172,7 +172,11 @@ async fn validate(app: &App, caller: &Caller, request: &Request, request_id: &st
     let invalid = |reason| Validation::Invalid { valid: false, code: code.as_str(), reason };
     let answer = match &found {
         None => {
-            app.store.record_guess_failure(&caller.sub, &app.guess_limit).await?;
+            // The budget is spent atomically: of a burst of guesses, only those within it
+            // learn `not_found`.
+            if let Some(wait) = app.store.record_guess_failure(&caller.sub, &app.guess_limit).await? {
+                return Err(ApiError::rate_limited(wait));
+            }
             invalid("not_found")
         }
         Some(p) => match p.unusable(api::now()) {
@@ -197,10 +201,10 @@ async fn redeem(app: &App, caller: &Caller, request: &Request, request_id: &str)
     match app.store.redeem(&code, &caller.sub, &order_id).await {
         Ok(Redeemed::First(redemption)) => Ok(json_response(StatusCode::CREATED, &redemption, request_id)),
         Ok(Redeemed::Again(redemption)) => Ok(json_response(StatusCode::OK, &redemption, request_id)),
-        Err(RedeemError::NotFound) => {
-            app.store.record_guess_failure(&caller.sub, &app.guess_limit).await?;
-            Err(RedeemError::NotFound.into())
-        }
+        Err(RedeemError::NotFound) => match app.store.record_guess_failure(&caller.sub, &app.guess_limit).await? {
+            Some(wait) => Err(ApiError::rate_limited(wait)),
+            None => Err(RedeemError::NotFound.into()),
+        },
         Err(other) => Err(other.into()),
     }
 }

@@ -535,22 +535,19 @@ impl Store {
         Ok(EventPage { data, next_cursor })
     }
 
-    /// How long `caller` must wait before guessing again, if they made `limit` or more
-    /// `not_found` guesses in the last `window`.
+    /// How long `caller` must wait before guessing again: `Some` once they have used their
+    /// budget of `not_found` answers in the current window.
     pub async fn guess_wait(&self, caller: &Owner, limit: &GuessLimit) -> Result<Option<Duration>, StoreError> {
-        let (count, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT count(*), min(at) FROM guess_failures \
-             WHERE caller = $1 AND at > clock_timestamp() - make_interval(secs => $2)",
-        )
-        .bind(caller.as_str())
-        .bind(limit.window.as_secs_f64())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(guess_wait(count, oldest, limit))
+        let budget: Option<(i32, f64)> = sqlx::query_as(GUESS_BUDGET)
+            .bind(caller.as_str())
+            .bind(limit.window.as_secs_f64())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(budget.and_then(|(used, left)| guess_wait(used, left, limit)))
     }
 
     /// [`Store::guess_wait`] and [`Store::find_owned`] in one round trip, for validate: the
-    /// wait when `owner` is guessing too much (then the code is not looked at), else the code.
+    /// wait when `owner` has used their guesses (then the code is not looked at), else the code.
     pub async fn find_owned_unless_guessing(
         &self,
         code: &Code,
@@ -559,18 +556,19 @@ impl Store {
     ) -> Result<Result<Option<PromoCode>, Duration>, StoreError> {
         use sqlx::{FromRow, Row as _};
         let sql = format!(
-            "SELECT g.guesses, g.oldest_guess, {COLUMNS} FROM \
-                 (SELECT count(*) AS guesses, min(at) AS oldest_guess FROM guess_failures \
-                  WHERE caller = $2 AND at > clock_timestamp() - make_interval(secs => $3)) AS g \
-             LEFT JOIN promo_codes ON code = $1 AND owner = $2"
+            "SELECT g.used, g.seconds_left, {COLUMNS} FROM (SELECT 1) AS one \
+             LEFT JOIN ({GUESS_BUDGET}) AS g ON true \
+             LEFT JOIN promo_codes ON code = $3 AND owner = $1"
         );
         let row = sqlx::query(&sql)
-            .bind(code.as_str())
             .bind(owner.as_str())
             .bind(limit.window.as_secs_f64())
+            .bind(code.as_str())
             .fetch_one(&self.pool)
             .await?;
-        if let Some(wait) = guess_wait(row.try_get("guesses")?, row.try_get("oldest_guess")?, limit) {
+        let used: Option<i32> = row.try_get("used")?;
+        let left: Option<f64> = row.try_get("seconds_left")?;
+        if let Some(wait) = used.zip(left).and_then(|(used, left)| guess_wait(used, left, limit)) {
             return Ok(Err(wait));
         }
         // The LEFT JOIN found no code: every column of promo_codes is NULL.
@@ -581,19 +579,31 @@ impl Store {
         }
     }
 
-    /// Counts one `not_found` answer against `caller`, and forgets their guesses that have
-    /// left the window.
-    pub async fn record_guess_failure(&self, caller: &Owner, limit: &GuessLimit) -> Result<(), StoreError> {
-        sqlx::query(
-            "WITH forgotten AS (DELETE FROM guess_failures \
-                 WHERE caller = $1 AND at <= clock_timestamp() - make_interval(secs => $2)) \
-             INSERT INTO guess_failures (caller) VALUES ($1)",
+    /// Spends one `not_found` answer of `caller`'s budget, in one atomic statement: concurrent
+    /// guesses of one caller queue on their budget row. `Some(wait)` when the budget was already
+    /// spent: this guess must be answered 429, not `not_found`. A window that has ended starts
+    /// a new one.
+    pub async fn record_guess_failure(
+        &self,
+        caller: &Owner,
+        limit: &GuessLimit,
+    ) -> Result<Option<Duration>, StoreError> {
+        let (used, left): (i32, f64) = sqlx::query_as(
+            "INSERT INTO guess_budgets AS b (caller, window_start, used) VALUES ($1, clock_timestamp(), 1) \
+             ON CONFLICT (caller) DO UPDATE SET \
+                 window_start = CASE WHEN b.window_start <= clock_timestamp() - make_interval(secs => $2) \
+                                     THEN clock_timestamp() ELSE b.window_start END, \
+                 used = CASE WHEN b.window_start <= clock_timestamp() - make_interval(secs => $2) \
+                             THEN 1 ELSE least(b.used, $3) + 1 END \
+             RETURNING used, extract(epoch FROM window_start + make_interval(secs => $2) - clock_timestamp())::float8",
         )
         .bind(caller.as_str())
         .bind(limit.window.as_secs_f64())
-        .execute(&self.pool)
+        .bind(i32::try_from(limit.max).unwrap_or(i32::MAX))
+        .fetch_one(&self.pool)
         .await?;
-        Ok(())
+        // The last allowed guess leaves `used == max`; any after it is over the budget.
+        Ok((used > i32::try_from(limit.max).unwrap_or(i32::MAX)).then(|| wait_for(left)))
     }
 
     /// One page of codes matching the query, by keyset pagination on (sort key, code): the cost
@@ -627,15 +637,20 @@ impl Store {
     }
 }
 
-/// The wait of a caller with `count` guesses in the window, the oldest at `oldest`.
-fn guess_wait(count: i64, oldest: Option<DateTime<Utc>>, limit: &GuessLimit) -> Option<Duration> {
-    if count < i64::from(limit.max) {
-        return None;
-    }
-    // The window slides: the caller may guess again once the oldest counted guess leaves it.
-    let frees_at = oldest.unwrap_or_else(Utc::now) + chrono::Duration::from_std(limit.window).unwrap_or_default();
-    let wait = (frees_at - Utc::now()).to_std().unwrap_or_default();
-    Some(wait.max(Duration::from_secs(1)))
+/// A caller's budget: how many guesses they used, and the seconds left in its window (rows of
+/// an ended window are not read). Binds: $1 the caller, $2 the window in seconds.
+const GUESS_BUDGET: &str = "SELECT used, \
+        extract(epoch FROM window_start + make_interval(secs => $2) - clock_timestamp())::float8 AS seconds_left \
+    FROM guess_budgets WHERE caller = $1 AND window_start > clock_timestamp() - make_interval(secs => $2)";
+
+/// The wait of a caller who used `used` guesses of a window with `seconds_left`.
+fn guess_wait(used: i32, seconds_left: f64, limit: &GuessLimit) -> Option<Duration> {
+    (i64::from(used) >= i64::from(limit.max)).then(|| wait_for(seconds_left))
+}
+
+/// A wait until the window ends: the caller may guess again then, when the budget starts anew.
+fn wait_for(seconds_left: f64) -> Duration {
+    Duration::from_secs_f64(seconds_left.max(0.0)).max(Duration::from_secs(1))
 }
 
 /// A page from up to `limit + 1` rows: the extra row only says that another page follows.

@@ -203,6 +203,42 @@ async fn too_many_unknown_codes_get_429_until_the_window_has_passed() {
 }
 
 #[tokio::test]
+async fn a_burst_of_guesses_past_the_limit_is_refused_however_many_arrive_at_once() {
+    let issuer = Issuer::start().await;
+    let base = app(&issuer).await;
+    let limit = GuessLimit { max: 3, window: Duration::from_secs(60) };
+    // Four instances, each with connections of its own, all guessing at the same moment.
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(App { guess_limit: limit, ..with_pool_of(&base, 5).await });
+    }
+    let guesser = issuer.user("burst-guesser");
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let app = instances[i % instances.len()].clone();
+        let event = Event::fixture("validate").bearer(&guesser).json_body(&json!({ "code": format!("BURST{i:03}") }));
+        calls.spawn(async move { call(&app, Function::Validate, &event).await });
+    }
+    let mut not_found = 0;
+    let mut limited = Vec::new();
+    while let Some(answer) = calls.join_next().await {
+        let answer = answer.unwrap();
+        match answer.status {
+            200 => {
+                assert_eq!(answer.body["reason"], "not_found");
+                not_found += 1;
+            }
+            429 => limited.push(answer.header("retry-after").unwrap_or_default().parse::<u64>().unwrap()),
+            other => panic!("{other}: {}", answer.body),
+        }
+    }
+    assert_eq!(not_found, 3, "exactly the limit of not_found answers, however the guesses interleave");
+    assert_eq!(limited.len(), 17);
+    // Retry-After is when the window that holds the counted guesses ends.
+    assert!(limited.iter().all(|s| (58..=60).contains(s)), "{limited:?}");
+}
+
+#[tokio::test]
 async fn the_audit_trail_records_who_changed_what_and_pages_like_the_list() {
     let issuer = Issuer::start().await;
     let app = app(&issuer).await;
