@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::expiry::in_rfc3339_years;
 use super::list::{Filters, SortKey, SortOrder};
 use super::{Code, DomainError};
 
@@ -80,8 +81,10 @@ impl Cursor {
         }
         let code = Code::parse(&wire.c).map_err(|_| bad())?;
         let value = match (sort.key, wire.k) {
+            // Only instants the API itself can hold: far outside them, PostgreSQL refuses the
+            // bound value and the list would be a 500.
             (SortKey::CreatedAt | SortKey::ExpiresAt, Some(v))
-                if chrono::DateTime::from_timestamp_micros(v).is_some() =>
+                if chrono::DateTime::from_timestamp_micros(v).is_some_and(in_rfc3339_years) =>
             {
                 SortValue::Micros(v)
             }

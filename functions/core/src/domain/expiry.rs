@@ -1,7 +1,7 @@
 //! `Expiry`: when a promo code stops being usable; also the parser for every timestamp the API
 //! reads (RFC 3339 with an explicit offset, rendered back in UTC with `Z`).
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Utc};
 
 use super::DomainError;
 
@@ -38,11 +38,22 @@ impl Expiry {
 }
 
 /// Parses RFC 3339 with an offset or `Z` (a bare local time is refused), into UTC, to the
-/// microsecond: PostgreSQL's precision, so what is stored is exactly what was accepted.
+/// microsecond: PostgreSQL's precision, so what is stored is exactly what was accepted. The
+/// instant must fall in years 0001-9999 once in UTC, the years RFC 3339 can write: an offset
+/// can carry `9999-12-31T23:30:00-01:00` into year 10000, which no client could parse back.
 pub(crate) fn parse_timestamp(input: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(input).map(|t| t.with_timezone(&Utc).trunc_subsecs(6)).map_err(|_| {
+    let at = DateTime::parse_from_rfc3339(input).map(|t| t.with_timezone(&Utc).trunc_subsecs(6)).map_err(|_| {
         format!("must be an RFC 3339 timestamp with an offset, such as 2026-12-31T23:59:59Z, got {input:?}")
-    })
+    })?;
+    if !in_rfc3339_years(at) {
+        return Err(format!("must fall in years 0001-9999 once converted to UTC, got {input:?}"));
+    }
+    Ok(at)
+}
+
+/// Whether an instant lies in years 0001-9999 (UTC): every instant the API accepts or renders.
+pub(crate) fn in_rfc3339_years(at: DateTime<Utc>) -> bool {
+    (1..=9999).contains(&at.year())
 }
 
 /// Renders a timestamp as the API shows them all: RFC 3339, UTC, `Z`, fractions only if any.
@@ -98,6 +109,16 @@ mod tests {
             "2026-01-01T00:00:00.250Z"
         );
         assert_eq!(format_timestamp(Expiry::parse("2026-01-01T00:00:00Z").unwrap().at()), "2026-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn an_offset_cannot_carry_an_instant_out_of_years_0001_to_9999() {
+        for bad in ["9999-12-31T23:30:00-01:00", "0001-01-01T00:30:00+01:00"] {
+            assert!(parse_timestamp(bad).unwrap_err().contains("0001-9999"), "{bad}");
+        }
+        for good in ["9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00Z", "9999-12-31T23:30:00+01:00"] {
+            assert!(parse_timestamp(good).is_ok(), "{good}");
+        }
     }
 
     proptest! {

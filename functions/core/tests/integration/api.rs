@@ -451,3 +451,44 @@ async fn an_internal_error_is_500_with_no_sql_in_the_body() {
     let text = answer.body.to_string();
     assert!(!text.contains("promo_codes") && !text.to_lowercase().contains("select"), "{text}");
 }
+
+/// The API's instants are years 0001-9999 in UTC: an offset must not carry one outside
+/// (`9999-12-31T23:30:00-01:00` is year 10000 in UTC, which used to be stored and rendered as
+/// `+10000-...`), and a cursor whose key lies outside is one this API never issued.
+#[tokio::test]
+async fn instants_outside_years_0001_to_9999_are_refused_and_so_are_cursors_that_carry_one() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let issuer = Issuer::start().await;
+    let app = app(&issuer).await;
+    for expires_at in ["9999-12-31T23:30:00-01:00", "9999-12-31T23:59:59.999999-00:01"] {
+        let mut body = summer("FAR0001");
+        body["expires_at"] = json!(expires_at);
+        let answer = create(&app, &issuer, &body).await;
+        assert_eq!((answer.status, answer.error_code()), (422, "validation_failed"), "{expires_at}: {}", answer.body);
+        assert_eq!(answer.param(), Some("expires_at"));
+    }
+    let mut latest = summer("LAST9999");
+    latest["expires_at"] = json!("9999-12-31T23:59:59Z");
+    assert_eq!(create(&app, &issuer, &latest).await.status, 201, "the last instant of year 9999 is fine");
+
+    let filter = [("expires_after", "0001-01-01T00:30:00+01:00")];
+    let answer = call(&app, Function::List, &Event::fixture("list").bearer(&issuer.admin()).query(&filter)).await;
+    assert_eq!((answer.status, answer.param()), (400, Some("expires_after")), "{}", answer.body);
+
+    // A genuine cursor with its key moved far outside PostgreSQL's range (it used to be a 500).
+    create(&app, &issuer, &summer("NEAR0001")).await;
+    let page = [("sort", "expires_at"), ("limit", "1")];
+    let first = call(&app, Function::List, &Event::fixture("list").bearer(&issuer.admin()).query(&page)).await;
+    let cursor = first.body["next_cursor"].as_str().expect("a second page").to_owned();
+    let mut wire: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&cursor).unwrap()).unwrap();
+    for micros in [-8_000_000_000_000_000_000_i64, 253_402_300_800_000_000] {
+        wire["k"] = json!(micros);
+        let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap());
+        let query = [("sort", "expires_at"), ("limit", "1"), ("cursor", forged.as_str())];
+        let answer = call(&app, Function::List, &Event::fixture("list").bearer(&issuer.admin()).query(&query)).await;
+        assert_eq!((answer.status, answer.error_code()), (400, "invalid_request"), "{micros}: {}", answer.body);
+        assert_eq!(answer.param(), Some("cursor"));
+    }
+}
