@@ -276,8 +276,8 @@ impl EnvironmentSpec {
         match (&self.auth.jwks_url, &self.auth.hs256_secret_arn) {
             (Some(_), Some(_)) => return Err("auth: set exactly one of jwks_url and hs256_secret_arn, not both".into()),
             (None, None) => return Err("auth: set one of jwks_url and hs256_secret_arn".into()),
-            (Some(url), None) if !url.starts_with("https://") && !url.starts_with("http://") => {
-                return Err(format!("auth.jwks_url must be an https:// URL, got {url:?}"));
+            (Some(url), None) if !promo_shared::jwks::is_allowed_jwks_url(url) => {
+                return Err(format!("auth.jwks_url must be an https:// URL (http:// only on loopback), got {url:?}"));
             }
             // Any partition: arn:aws:..., arn:aws-cn:..., arn:aws-us-gov:...
             (None, Some(arn)) if !(arn.starts_with("arn:aws") && arn.split(':').nth(2) == Some("secretsmanager")) => {

@@ -98,6 +98,9 @@ fn rules_across_fields_are_checked() {
     assert!(error_with("    architecture: x86_64", secret_env).contains("looks like a secret"));
     let reserved = "    architecture: x86_64\n    env:\n      AUTH_ISSUER: other";
     assert!(error_with("    architecture: x86_64", reserved).contains("set by the deployer"));
+    let jwks = "  jwks_url: http://127.0.0.1:5000/.well-known/jwks.json";
+    let plain = error_with(jwks, "  jwks_url: http://issuer.example/.well-known/jwks.json");
+    assert!(plain.contains("http:// only on loopback"), "{plain}");
     let unknown_fn = "    architecture: x86_64\n  overrides:\n    delete:\n      memory_mb: 512";
     assert!(error_with("    architecture: x86_64", unknown_fn).contains("no such function"));
 }

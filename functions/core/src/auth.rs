@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -20,6 +20,9 @@ use crate::domain::Owner;
 const LEEWAY_SECS: u64 = 30;
 /// How long a fetched key set is trusted before it is fetched again.
 const JWKS_TTL: Duration = Duration::from_secs(600);
+/// How long keys stay usable when the issuer cannot be reached to refresh them: an issuer
+/// outage shorter than this is invisible to callers; after it every token is refused.
+const JWKS_MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 /// An unknown `kid` triggers at most one refetch per this period, so a flood of tokens with
 /// made-up key ids cannot turn us into a load generator against the issuer.
 const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(30);
@@ -64,7 +67,7 @@ pub enum ConfigError {
     NoKeySource,
     #[error("AUTH_HS256_SECRET must be at least {MIN_SECRET_BYTES} bytes long")]
     SecretTooShort,
-    #[error("AUTH_JWKS_URL must be an http:// or https:// URL")]
+    #[error("AUTH_JWKS_URL must be an https:// URL (http:// only on loopback)")]
     BadJwksUrl,
     #[error("{0} must not be empty")]
     Empty(&'static str),
@@ -113,7 +116,7 @@ impl AuthConfig {
             (Some(_), Some(_)) => return Err(ConfigError::BothKeySources),
             (None, None) => return Err(ConfigError::NoKeySource),
             (Some(url), None) => {
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                if !promo_shared::jwks::is_allowed_jwks_url(&url) {
                     return Err(ConfigError::BadJwksUrl);
                 }
                 KeySource::JwksUrl(url)
@@ -279,7 +282,10 @@ struct JwksCache {
 #[derive(Default)]
 struct JwksState {
     keys: HashMap<String, (Algorithm, DecodingKey)>,
+    /// When the keys were last fetched successfully: how old what we trust is.
     fetched_at: Option<Instant>,
+    /// When a fetch was last tried, successful or not: what paces the next one.
+    attempted_at: Option<Instant>,
 }
 
 impl JwksCache {
@@ -288,28 +294,48 @@ impl JwksCache {
     }
 
     async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {
+        self.key_at(kid, Instant::now()).await
+    }
+
+    /// The key `kid` as of `now`. Keys are refetched once they are older than the TTL, or when
+    /// an unknown `kid` arrives (at most once per refetch interval either way, so neither an
+    /// outage nor made-up key ids turn every request into a fetch). While the issuer cannot be
+    /// reached the keys already known stay usable, but never beyond `JWKS_MAX_KEY_AGE`: a key
+    /// the issuer withdrew must not verify tokens forever because its JWKS is unreachable.
+    async fn key_at(&self, kid: &str, now: Instant) -> Result<(Algorithm, DecodingKey), AuthError> {
         let mut state = self.state.lock().await;
-        let age = state.fetched_at.map(|at| at.elapsed());
-        let stale = age.is_none_or(|age| age > JWKS_TTL);
-        let may_refetch = age.is_none_or(|age| age >= JWKS_REFETCH_MIN_INTERVAL);
-        if stale || (!state.keys.contains_key(kid) && may_refetch) {
+        let since = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at));
+        let stale = since(state.fetched_at).is_none_or(|age| age > JWKS_TTL);
+        let may_fetch = since(state.attempted_at).is_none_or(|age| age >= JWKS_REFETCH_MIN_INTERVAL);
+        let mut failure = None;
+        if (stale || !state.keys.contains_key(kid)) && may_fetch {
+            state.attempted_at = Some(now);
             match self.fetch().await {
                 Ok(keys) => {
                     state.keys = keys;
-                    state.fetched_at = Some(Instant::now());
+                    state.fetched_at = Some(now);
                 }
-                Err(e) => {
-                    // Remember the attempt too, so an outage is not hammered on every request;
-                    // keys already known stay usable meanwhile.
-                    state.fetched_at = Some(Instant::now());
-                    if !state.keys.contains_key(kid) {
-                        return Err(e);
-                    }
-                    tracing::warn!(error = %e, "using cached keys");
-                }
+                Err(e) => failure = Some(e),
             }
         }
-        state.keys.get(kid).cloned().ok_or(AuthError::UnknownKey)
+        let too_old = since(state.fetched_at).is_some_and(|age| age > JWKS_MAX_KEY_AGE);
+        if too_old && !state.keys.is_empty() {
+            tracing::warn!(max_age_secs = JWKS_MAX_KEY_AGE.as_secs(), "the cached keys are too old to trust; dropped");
+            state.keys.clear();
+        }
+        match (state.keys.get(kid), failure) {
+            (Some(key), Some(e)) => {
+                tracing::warn!(error = %e, "using cached keys");
+                Ok(key.clone())
+            }
+            (Some(key), None) => Ok(key.clone()),
+            (None, Some(e)) => Err(e),
+            (None, None) if too_old || state.fetched_at.is_none() => Err(AuthError::KeysUnavailable(format!(
+                "no keys fetched from the issuer in the last {} s",
+                JWKS_MAX_KEY_AGE.as_secs()
+            ))),
+            (None, None) => Err(AuthError::UnknownKey),
+        }
     }
 
     async fn fetch(&self) -> Result<HashMap<String, (Algorithm, DecodingKey)>, AuthError> {
@@ -336,11 +362,15 @@ impl JwksCache {
 }
 
 /// The keys of a set that we accept: RSA keys for RS256 and P-256 keys for ES256, each with a
-/// `kid`; a key whose own `alg` says otherwise is skipped.
+/// `kid`; a key whose own `alg` says otherwise is skipped, and so is one the issuer published
+/// for encryption (`use: enc`, RFC 7517 4.2): it was never meant to sign.
 fn usable_keys(set: &JwkSet) -> HashMap<String, (Algorithm, DecodingKey)> {
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let Some(kid) = jwk.common.key_id.clone() else { continue };
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            continue;
+        }
         let alg = match &jwk.algorithm {
             AlgorithmParameters::RSA(_) => Algorithm::RS256,
             AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
@@ -383,6 +413,57 @@ mod tests {
         assert_eq!(config(&short).unwrap_err(), ConfigError::SecretTooShort);
         let ok = config(&[base[0], base[1], ("AUTH_HS256_SECRET", SECRET)]).unwrap();
         assert_eq!(ok.admin_scope, "promo:admin");
+    }
+
+    /// A cache that last reached its issuer at `fetched`, whose issuer is now unreachable.
+    fn cache_of_an_unreachable_issuer(fetched: Instant) -> JwksCache {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let cache = JwksCache::new("http://127.0.0.1:1/.well-known/jwks.json".into());
+        let key = (Algorithm::RS256, DecodingKey::from_rsa_components("AQAB", "AQAB").unwrap());
+        *cache.state.try_lock().unwrap() = JwksState {
+            keys: HashMap::from([("rsa-1".to_owned(), key)]),
+            fetched_at: Some(fetched),
+            attempted_at: Some(fetched),
+        };
+        cache
+    }
+
+    #[tokio::test]
+    async fn known_keys_outlive_an_issuer_outage_up_to_their_maximum_age_and_no_further() {
+        let t0 = Instant::now();
+        let cache = cache_of_an_unreachable_issuer(t0);
+        // Past the TTL: the refetch fails, the known key still verifies.
+        assert!(cache.key_at("rsa-1", t0 + JWKS_TTL + Duration::from_secs(1)).await.is_ok());
+        assert!(cache.key_at("rsa-1", t0 + JWKS_MAX_KEY_AGE).await.is_ok());
+        // Past the maximum age, with the issuer still down: dropped, and they stay dropped.
+        let late = t0 + JWKS_MAX_KEY_AGE + Duration::from_secs(1);
+        assert!(matches!(cache.key_at("rsa-1", late).await, Err(AuthError::KeysUnavailable(_))));
+        let later = late + Duration::from_secs(1);
+        assert!(matches!(cache.key_at("rsa-1", later).await, Err(AuthError::KeysUnavailable(_))));
+        assert!(cache.state.lock().await.keys.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_outage_costs_at_most_one_fetch_attempt_per_refetch_interval() {
+        let t0 = Instant::now();
+        let cache = cache_of_an_unreachable_issuer(t0);
+        let t1 = t0 + JWKS_TTL + Duration::from_secs(1);
+        assert!(cache.key_at("rsa-1", t1).await.is_ok());
+        assert_eq!(cache.state.lock().await.attempted_at, Some(t1));
+        assert!(cache.key_at("rsa-1", t1 + Duration::from_secs(5)).await.is_ok());
+        assert_eq!(cache.state.lock().await.attempted_at, Some(t1), "no second attempt within the interval");
+        let t2 = t1 + JWKS_REFETCH_MIN_INTERVAL;
+        assert!(cache.key_at("rsa-1", t2).await.is_ok());
+        assert_eq!(cache.state.lock().await.attempted_at, Some(t2));
+    }
+
+    #[test]
+    fn a_jwks_url_is_https_or_on_loopback() {
+        let base = [("AUTH_ISSUER", "https://issuer"), ("AUTH_AUDIENCE", "promo")];
+        let with = |url| config(&[base[0], base[1], ("AUTH_JWKS_URL", url)]);
+        assert_eq!(with("http://issuer.example/jwks").unwrap_err(), ConfigError::BadJwksUrl);
+        assert!(with("https://issuer.example/jwks").is_ok());
+        assert!(with("http://127.0.0.1:4000/.well-known/jwks.json").is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! else, so that the deployer builds without sqlx, jsonwebtoken or lambda_http.
 
 pub mod cors;
+pub mod jwks;
 pub mod routes;
 
 /// The OAuth scope that makes a caller an admin when the environment names none.

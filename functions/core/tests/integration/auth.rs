@@ -186,3 +186,19 @@ async fn hs256_with_a_shared_secret_verifies_and_refuses_other_algorithms() {
     let rs256 = sign(Algorithm::RS256, Some(RSA_KID), &admin, &rsa_encoding_key(0));
     assert_unauthorized(&list_with(&app, Some(&format!("Bearer {rs256}"))).await, "RS256 in HS256 mode");
 }
+
+/// A key the issuer publishes for encryption (`use: enc`) never verifies a signature, even
+/// when it is the very key that signed (RFC 7517 4.2): only `use: sig` or no `use` at all.
+#[tokio::test]
+async fn a_key_published_for_encryption_does_not_verify_tokens() {
+    let issuer = Issuer::start().await;
+    let mut enc = jwk(&issuer.rsa, Algorithm::RS256, "rsa-1");
+    enc.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Encryption);
+    let mut sig = jwk(&issuer.ec, Algorithm::ES256, "ec-1");
+    sig.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+    issuer.serve(&JwkSet { keys: vec![enc, sig] });
+    let app = app(&issuer).await;
+    assert_eq!(list_with(&app, Some(&format!("Bearer {}", issuer.admin()))).await.status, 401);
+    let es = issuer.es256_token(&claims("back-office", true));
+    assert_eq!(list_with(&app, Some(&format!("Bearer {es}"))).await.status, 200, "a `use: sig` key verifies");
+}
