@@ -148,6 +148,12 @@ impl From<RedeemError> for ApiError {
             RedeemError::Unusable(Unusable::Inactive) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "inactive", "the promo code is switched off")
             }
+            RedeemError::OrderTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                "this order already has a redemption of this promo code",
+            )
+            .with_param("order_id"),
             RedeemError::Store(store) => store.into(),
         }
     }

@@ -165,12 +165,12 @@ async fn validate(app: &App, caller: &Caller, request: &Request, request_id: &st
     // One round trip: the caller's guess count and one indexed lookup by (code, owner), the
     // same whether the code is unknown or someone else's, so neither tells that a foreign
     // code exists.
-    let found = match app.store.find_owned_unless_guessing(&code, &caller.sub, &app.guess_limit).await? {
-        Ok(found) => found,
+    let lookup = match app.store.find_owned_unless_guessing(&code, &caller.sub, &app.guess_limit).await? {
+        Ok(lookup) => lookup,
         Err(wait) => return Err(ApiError::rate_limited(wait)),
     };
     let invalid = |reason| Validation::Invalid { valid: false, code: code.as_str(), reason };
-    let answer = match &found {
+    let answer = match &lookup.code {
         None => {
             // The budget is spent atomically: of a burst of guesses, only those within it
             // learn `not_found`.
@@ -179,7 +179,8 @@ async fn validate(app: &App, caller: &Caller, request: &Request, request_id: &st
             }
             invalid("not_found")
         }
-        Some(p) => match p.unusable(api::now()) {
+        // The database's clock, as redeem's: what validate calls usable, redeem does too.
+        Some(p) => match p.unusable(lookup.now) {
             Some(why) => invalid(why.reason()),
             None => Validation::Valid {
                 valid: true,

@@ -155,8 +155,18 @@ pub enum RedeemError {
     NotFound,
     #[error("promo code is {}", .0.reason())]
     Unusable(Unusable),
+    /// The order already has a redemption of this code, by another caller.
+    #[error("this order already has a redemption of this promo code")]
+    OrderTaken,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A code looked up for its owner, with the database's time of the lookup.
+#[derive(Debug)]
+pub struct Lookup {
+    pub code: Option<PromoCode>,
+    pub now: DateTime<Utc>,
 }
 
 /// How many `not_found` answers a caller may get in a sliding window before 429.
@@ -421,38 +431,39 @@ impl Store {
         Ok(new)
     }
 
-    /// Redeems `code` for `order_id` on behalf of `owner`. The same (code, order) again returns
-    /// the first redemption (`Redeemed::Again`) and counts nothing. Under any concurrency,
-    /// `times_redeemed` never exceeds `max_redemptions`: the count only moves in one conditional
-    /// UPDATE, and that UPDATE, the redemption row and its audit event commit together.
+    /// Redeems `code` for `order_id` on behalf of its owner. The code's row is locked first,
+    /// then judged against that row and the database's clock (the transaction's `now()`, the
+    /// one `redeemed_at` gets too), so the decision and the answer cannot disagree, and
+    /// concurrent redemptions of one code queue: `times_redeemed` never passes its limit. An
+    /// order already redeemed by this caller is a replay; by someone else (the code has
+    /// changed hands since), `OrderTaken`.
     pub async fn redeem(&self, code: &Code, owner: &Owner, order_id: &OrderId) -> Result<Redeemed, RedeemError> {
+        use sqlx::{FromRow, Row as _};
         if let Some(existing) = self.find_redemption(code, owner, order_id).await? {
             return Ok(Redeemed::Again(existing));
         }
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let counted: Option<(i32, i32)> = sqlx::query_as(
-            "UPDATE promo_codes SET times_redeemed = times_redeemed + 1 \
-             WHERE code = $1 AND owner = $2 AND active AND expires_at > now() \
-               AND (max_redemptions IS NULL OR times_redeemed < max_redemptions) \
-             RETURNING discount_bp, times_redeemed",
-        )
-        .bind(code.as_str())
-        .bind(owner.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from)?;
-        let Some((discount_bp, times_redeemed)) = counted else {
+        let select = format!("SELECT {COLUMNS}, now() AS db_now FROM promo_codes WHERE code = $1 AND owner = $2 FOR UPDATE");
+        let locked = sqlx::query(&select)
+            .bind(code.as_str())
+            .bind(owner.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        let Some(locked) = locked else {
+            return Err(RedeemError::NotFound);
+        };
+        let db_now: DateTime<Utc> = locked.try_get("db_now").map_err(StoreError::from)?;
+        let found = PromoCode::try_from(Row::from_row(&locked).map_err(StoreError::from)?)?;
+        if let Some(why) = found.unusable(db_now) {
             drop(tx);
-            // A concurrent request for the same order may have just committed: that is a replay.
+            // A concurrent request for the same order may have just committed (and used up
+            // the code): that is a replay, not a refusal.
             if let Some(existing) = self.find_redemption(code, owner, order_id).await? {
                 return Ok(Redeemed::Again(existing));
             }
-            let now = Utc::now();
-            return Err(match self.find_owned(code, owner).await? {
-                None => RedeemError::NotFound,
-                Some(found) => RedeemError::Unusable(found.unusable(now).unwrap_or(Unusable::Exhausted)),
-            });
-        };
+            return Err(RedeemError::Unusable(why));
+        }
         let inserted: Option<RedemptionRow> = sqlx::query_as(
             "INSERT INTO redemptions (code, order_id, redeemed_by, discount_bp) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (code, order_id) DO NOTHING \
@@ -461,42 +472,48 @@ impl Store {
         .bind(code.as_str())
         .bind(order_id.as_str())
         .bind(owner.as_str())
-        .bind(discount_bp)
+        .bind(found.discount.basis_points())
         .fetch_optional(&mut *tx)
         .await
         .map_err(StoreError::from)?;
         let Some(row) = inserted else {
-            // The same order won the race: undo our count and answer with its redemption.
-            tx.rollback().await.map_err(StoreError::from)?;
+            // The order was redeemed before the code came to this owner (or by this caller a
+            // moment ago, in a race the first lookup could not see).
+            drop(tx);
             return match self.find_redemption(code, owner, order_id).await? {
                 Some(existing) => Ok(Redeemed::Again(existing)),
-                None => Err(RedeemError::Store(StoreError::NotFound)),
+                None => Err(RedeemError::OrderTaken),
             };
         };
+        sqlx::query("UPDATE promo_codes SET times_redeemed = times_redeemed + 1 WHERE code = $1")
+            .bind(code.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
         let changes = serde_json::json!({
             "order_id": order_id.as_str(),
-            "times_redeemed": {"from": times_redeemed - 1, "to": times_redeemed},
+            "times_redeemed": {"from": found.times_redeemed, "to": found.times_redeemed + 1},
         });
         record_event(&mut tx, code, "redeemed", owner, &changes).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(Redeemed::First(row.try_into()?))
     }
 
+    /// `redeemer`'s redemption of `code` for `order_id`: a replay belongs to whoever redeemed,
+    /// whoever owns the code today.
     async fn find_redemption(
         &self,
         code: &Code,
-        owner: &Owner,
+        redeemer: &Owner,
         order_id: &OrderId,
     ) -> Result<Option<Redemption>, StoreError> {
-        // Joined with the code's current owner: someone else's redemption is not found.
         let row: Option<RedemptionRow> = sqlx::query_as(
-            "SELECT r.id::text AS id, r.code, r.order_id, r.discount_bp, r.redeemed_at \
-             FROM redemptions r JOIN promo_codes p ON p.code = r.code \
-             WHERE r.code = $1 AND r.order_id = $2 AND p.owner = $3",
+            "SELECT id::text AS id, code, order_id, discount_bp, redeemed_at FROM redemptions \
+             WHERE code = $1 AND order_id = $2 AND redeemed_by = $3",
         )
         .bind(code.as_str())
         .bind(order_id.as_str())
-        .bind(owner.as_str())
+        .bind(redeemer.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.map(Redemption::try_from).transpose()
@@ -547,16 +564,17 @@ impl Store {
     }
 
     /// [`Store::guess_wait`] and [`Store::find_owned`] in one round trip, for validate: the
-    /// wait when `owner` has used their guesses (then the code is not looked at), else the code.
+    /// wait when `owner` has used their guesses (then the code is not looked at), else the code
+    /// and the database's time, the clock redeem judges by too.
     pub async fn find_owned_unless_guessing(
         &self,
         code: &Code,
         owner: &Owner,
         limit: &GuessLimit,
-    ) -> Result<Result<Option<PromoCode>, Duration>, StoreError> {
+    ) -> Result<Result<Lookup, Duration>, StoreError> {
         use sqlx::{FromRow, Row as _};
         let sql = format!(
-            "SELECT g.used, g.seconds_left, {COLUMNS} FROM (SELECT 1) AS one \
+            "SELECT g.used, g.seconds_left, now() AS db_now, {COLUMNS} FROM (SELECT 1) AS one \
              LEFT JOIN ({GUESS_BUDGET}) AS g ON true \
              LEFT JOIN promo_codes ON code = $3 AND owner = $1"
         );
@@ -571,12 +589,14 @@ impl Store {
         if let Some(wait) = used.zip(left).and_then(|(used, left)| guess_wait(used, left, limit)) {
             return Ok(Err(wait));
         }
+        let now: DateTime<Utc> = row.try_get("db_now")?;
         // The LEFT JOIN found no code: every column of promo_codes is NULL.
         let found: Option<String> = row.try_get("code")?;
-        match found {
-            Some(_) => Ok(Ok(Some(PromoCode::try_from(Row::from_row(&row)?)?))),
-            None => Ok(Ok(None)),
-        }
+        let code = match found {
+            Some(_) => Some(PromoCode::try_from(Row::from_row(&row)?)?),
+            None => None,
+        };
+        Ok(Ok(Lookup { code, now }))
     }
 
     /// Spends one `not_found` answer of `caller`'s budget, in one atomic statement: concurrent

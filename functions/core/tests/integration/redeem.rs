@@ -137,6 +137,67 @@ async fn a_non_owner_gets_the_same_answer_as_for_an_unknown_code() {
     assert_eq!(redeem(&app, &mallory, "ALICEONLY", "order-1").await.status, 404);
 }
 
+/// A replay answers the caller who redeemed the order, and no one else: when an admin hands a
+/// code to another owner, the new owner's `order-1` is not the old owner's redemption.
+#[tokio::test]
+async fn a_replay_belongs_to_whoever_redeemed_the_order_even_after_the_code_changes_hands() {
+    let issuer = Issuer::start().await;
+    let app = app(&issuer).await;
+    create(&app, &issuer, "MOVING01", json!({})).await;
+    let (alice, bob) = (issuer.user("alice"), issuer.user("bob"));
+    let first = redeem(&app, &alice, "MOVING01", "order-1").await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let to_bob = Event::fixture("update").bearer(&issuer.admin()).code("MOVING01").json_body(&json!({"owner": "bob"}));
+    assert_eq!(call(&app, Function::Update, &to_bob).await.status, 200);
+
+    let taken = redeem(&app, &bob, "MOVING01", "order-1").await;
+    assert_eq!((taken.status, taken.error_code()), (409, "already_exists"), "{}", taken.body);
+    assert_eq!(taken.param(), Some("order_id"));
+    assert!(!taken.body.to_string().contains(first.body["id"].as_str().unwrap()), "bob never sees alice's redemption");
+
+    let replay = redeem(&app, &alice, "MOVING01", "order-1").await;
+    assert_eq!((replay.status, &replay.body), (200, &first.body), "alice's retry still finds her redemption");
+    assert_eq!(redeem(&app, &bob, "MOVING01", "order-2").await.status, 201);
+    assert_eq!(times_redeemed(&app, "MOVING01").await, 2);
+}
+
+/// The functions and the database disagree about the time (a Lambda's clock is not Aurora's).
+/// The database's clock decides, for the update and for the answer alike: a code it holds
+/// expired is `expired`, also for validate, and never `exhausted` when it has no limit.
+#[tokio::test]
+async fn the_database_clock_decides_expiry_for_redeem_and_validate() {
+    let issuer = Issuer::start().await;
+    let app = app(&issuer).await;
+    create(&app, &issuer, "HALFHOUR", json!({"expires_at": chrono_in(30 * 60)})).await;
+    let skewed = with_database_clock_ahead(&app, "1 hour").await;
+    let alice = issuer.user("alice");
+    let answer = redeem(&skewed, &alice, "HALFHOUR", "order-1").await;
+    assert_eq!((answer.status, answer.error_code()), (422, "expired"), "{}", answer.body);
+    let event = Event::fixture("validate").bearer(&alice).json_body(&json!({"code": "HALFHOUR"}));
+    let validated = call(&skewed, Function::Validate, &event).await;
+    assert_eq!((validated.status, &validated.body["reason"]), (200, &json!("expired")), "{}", validated.body);
+    assert_eq!(times_redeemed(&app, "HALFHOUR").await, 0);
+}
+
+fn chrono_in(seconds: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339()
+}
+
+/// The same app on a pool whose `now()` runs `ahead` of this machine's clock: a `now()` in a
+/// schema searched before pg_catalog.
+async fn with_database_clock_ahead(app: &App, ahead: &str) -> App {
+    let create = format!(
+        "CREATE SCHEMA skewed; CREATE FUNCTION skewed.now() RETURNS timestamptz LANGUAGE sql STABLE \
+         AS $$ SELECT pg_catalog.now() + interval '{ahead}' $$"
+    );
+    sqlx::raw_sql(&create).execute(app.store.pool()).await.unwrap();
+    let options = app.store.pool().connect_options().as_ref().clone().options([("search_path", "skewed,public,pg_catalog")]);
+    let pool = PgPoolOptions::new().max_connections(2).connect_with(options).await.unwrap();
+    let now: (chrono::DateTime<chrono::Utc>,) = sqlx::query_as("SELECT now()").fetch_one(&pool).await.unwrap();
+    assert!(now.0 > chrono::Utc::now() + chrono::Duration::minutes(59), "the skewed clock is in effect");
+    App { store: Store::new(pool), ..app.clone() }
+}
+
 #[tokio::test]
 async fn an_unusable_code_is_refused_with_its_reason() {
     let issuer = Issuer::start().await;
