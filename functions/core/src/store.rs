@@ -443,7 +443,8 @@ impl Store {
             return Ok(Redeemed::Again(existing));
         }
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let select = format!("SELECT {COLUMNS}, now() AS db_now FROM promo_codes WHERE code = $1 AND owner = $2 FOR UPDATE");
+        let select =
+            format!("SELECT {COLUMNS}, now() AS db_now FROM promo_codes WHERE code = $1 AND owner = $2 FOR UPDATE");
         let locked = sqlx::query(&select)
             .bind(code.as_str())
             .bind(owner.as_str())

@@ -191,7 +191,8 @@ async fn with_database_clock_ahead(app: &App, ahead: &str) -> App {
          AS $$ SELECT pg_catalog.now() + interval '{ahead}' $$"
     );
     sqlx::raw_sql(&create).execute(app.store.pool()).await.unwrap();
-    let options = app.store.pool().connect_options().as_ref().clone().options([("search_path", "skewed,public,pg_catalog")]);
+    let options =
+        app.store.pool().connect_options().as_ref().clone().options([("search_path", "skewed,public,pg_catalog")]);
     let pool = PgPoolOptions::new().max_connections(2).connect_with(options).await.unwrap();
     let now: (chrono::DateTime<chrono::Utc>,) = sqlx::query_as("SELECT now()").fetch_one(&pool).await.unwrap();
     assert!(now.0 > chrono::Utc::now() + chrono::Duration::minutes(59), "the skewed clock is in effect");
