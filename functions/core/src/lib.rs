@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 pub mod cors;
+pub mod db_role;
 pub mod domain;
 pub mod handlers;
 pub use promo_shared::routes;

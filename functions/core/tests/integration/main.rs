@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod cors;
+mod db_role;
 mod events;
 mod helpers;
 mod redeem;
