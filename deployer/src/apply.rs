@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::aws::{Clients, apigateway, iam, lambda, rds};
+use crate::aws::{Clients, apigateway, iam, lambda, rds, secrets};
 use crate::config::{EnvName, EnvironmentSpec};
 use crate::desired::{Artifacts, Facts, Kind, State, desired};
 use crate::diff::Resource;
@@ -141,6 +141,14 @@ pub async fn deploy(
         ctx.facts.db_secret_arn = database.facts.secret_arn;
     }
 
+    for (change, w, h) in writes(&want.secrets, &have.secrets) {
+        let started = Instant::now();
+        if let Some(arn) = secrets::apply(&ctx, &change, w, h).await? {
+            ctx.facts.app_secret_arn = Some(arn);
+        }
+        finished(progress, &change, started);
+    }
+
     let want = desired(env, spec, &artifacts(zips), &ctx.facts);
     for (change, w, h) in writes(&want.roles, &have.roles) {
         let started = Instant::now();
@@ -223,6 +231,11 @@ async fn delete_all(ctx: &Context<'_>, want: &State, have: &State) -> Result<(),
     for (change, h) in gone(&want.roles, &have.roles) {
         let started = Instant::now();
         iam::delete(ctx, h).await?;
+        finished(ctx.progress, &change, started);
+    }
+    for (change, h) in gone(&want.secrets, &have.secrets) {
+        let started = Instant::now();
+        secrets::delete(ctx, h).await?;
         finished(ctx.progress, &change, started);
     }
     for (change, h) in gone(&want.instances, &have.instances) {

@@ -2,7 +2,7 @@
 //! fields differ, and for some a note that says more (an engine upgrade, major or minor).
 
 use crate::desired::{
-    ClusterSpec, FunctionSpec, InstanceSpec, Kind, RestApiSpec, RoleSpec, StageSpec, SubnetGroupSpec,
+    ClusterSpec, FunctionSpec, InstanceSpec, Kind, RestApiSpec, RoleSpec, SecretSpec, StageSpec, SubnetGroupSpec,
 };
 use crate::tags::Tags;
 
@@ -100,6 +100,26 @@ impl Resource for InstanceSpec {
             .field("class", &self.class, &have.class)
             .tags(&self.tags, &have.tags)
             .0
+    }
+}
+
+impl Resource for SecretSpec {
+    const KIND: Kind = Kind::Secret;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn tags(&self) -> &Tags {
+        &self.tags
+    }
+
+    fn diff(&self, have: &Self) -> Vec<Field> {
+        let mut diff = Diff::default();
+        if have.scheduled_for_deletion && !self.scheduled_for_deletion {
+            diff.0.push(Field { name: "restore", note: Some("scheduled for deletion: restored".into()) });
+        }
+        diff.tags(&self.tags, &have.tags).0
     }
 }
 

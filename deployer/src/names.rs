@@ -7,6 +7,8 @@ use crate::config::EnvName;
 pub const APP: &str = "promo-codes";
 pub const DATABASE_NAME: &str = "promo_codes";
 pub const MASTER_USER: &str = "promo_admin";
+/// The database role the API functions connect as (DML only); `migrate` creates it.
+pub const APP_USER: &str = "promo_app";
 /// The alias API Gateway invokes; it points at the published version that serves.
 pub const ALIAS: &str = "live";
 /// The name of each role's inline policy.
@@ -55,6 +57,11 @@ impl Names {
 
     pub fn api(&self) -> String {
         self.prefix.clone()
+    }
+
+    /// The secret holding the application role's credentials.
+    pub fn app_secret(&self) -> String {
+        format!("{}-app-db", self.prefix)
     }
 }
 

@@ -3,7 +3,7 @@
 //! its `app` and `env` tags: a resource with one of its names but not its tags is someone
 //! else's, and the run refuses before its first write.
 
-use crate::aws::{Clients, apigateway, iam, lambda, rds};
+use crate::aws::{Clients, apigateway, iam, lambda, rds, secrets};
 use crate::config::{EnvName, EnvironmentSpec};
 use crate::desired::{Facts, State};
 use crate::diff::Resource;
@@ -38,17 +38,21 @@ pub async fn observe(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
         identity.arn().and_then(partition_of_arn).unwrap_or_else(|| partition_of_region(&clients.region)).to_owned();
     let arns = Arns { partition, region: clients.region.clone(), account };
 
-    let (roles, database, functions, api) = tokio::join!(
-        iam::observe(&names, &clients.iam),
-        rds::observe(&names, &clients.rds),
-        lambda::observe(&names, &clients.lambda),
-        apigateway::observe(&names, clients),
+    // Each service's reads on the heap: together their futures are large enough to overflow a
+    // test thread's stack in a debug build.
+    let (roles, database, functions, api, secrets) = tokio::join!(
+        Box::pin(iam::observe(&names, &clients.iam)),
+        Box::pin(rds::observe(&names, &clients.rds)),
+        Box::pin(lambda::observe(&names, &clients.lambda)),
+        Box::pin(apigateway::observe(&names, clients)),
+        Box::pin(secrets::observe(&names, &clients.secretsmanager)),
     );
-    let (database, api) = (database?, api?);
+    let (database, api, secrets) = (database?, api?, secrets?);
     let state = State {
         subnet_groups: database.subnet_groups,
         clusters: database.clusters,
         instances: database.instances,
+        secrets: secrets.secrets,
         roles: roles?,
         functions: functions?,
         apis: api.apis,
@@ -59,6 +63,7 @@ pub async fn observe(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
         arns,
         db_endpoint: database.facts.endpoint.clone(),
         db_secret_arn: database.facts.secret_arn.clone(),
+        app_secret_arn: secrets.app_secret_arn,
         api_id: api.api_id,
     };
     Ok(Observed { state, facts, database_available: database.facts.available })
@@ -76,6 +81,7 @@ fn refuse_foreign(state: &State, env: &EnvName) -> Result<(), DeployError> {
     foreign(&state.subnet_groups, env, &mut found);
     foreign(&state.clusters, env, &mut found);
     foreign(&state.instances, env, &mut found);
+    foreign(&state.secrets, env, &mut found);
     foreign(&state.roles, env, &mut found);
     foreign(&state.functions, env, &mut found);
     if found.is_empty() {

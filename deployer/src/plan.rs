@@ -107,6 +107,7 @@ pub fn plan(desired: &State, observed: &State) -> Plan {
     all.extend(changes(&desired.subnet_groups, &observed.subnet_groups));
     all.extend(changes(&desired.clusters, &observed.clusters));
     all.extend(changes(&desired.instances, &observed.instances));
+    all.extend(changes(&desired.secrets, &observed.secrets));
     all.extend(changes(&desired.roles, &observed.roles));
     all.extend(changes(&desired.functions, &observed.functions));
     all.extend(changes(&desired.apis, &observed.apis));
@@ -167,6 +168,7 @@ mod tests {
             arns: Arns { partition: "aws".into(), region: "us-east-1".into(), account: "123456789012".into() },
             db_endpoint: Some("db.example".into()),
             db_secret_arn: Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:db".into()),
+            app_secret_arn: Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:app".into()),
             api_id: Some("abc123".into()),
         }
     }
@@ -243,7 +245,7 @@ mod tests {
         let plan = plan(&state(&spec()), &state(&tagged));
         assert!(plan.changes.iter().all(|c| c.action == Action::Update && c.fields == ["tags"]), "{plan}");
         let kinds: std::collections::BTreeSet<Kind> = plan.changes.iter().map(|c| c.kind).collect();
-        assert_eq!(kinds.len(), 6, "every kind but the subnet group (no VPC here): {plan}");
+        assert_eq!(kinds.len(), Kind::ALL.len() - 1, "every kind but the subnet group (no VPC here): {plan}");
     }
 
     #[test]

@@ -81,14 +81,19 @@ fn emulator_children() -> Vec<String> {
         .collect()
 }
 
-/// The database's current master credentials, read from the cluster's managed secret.
-async fn master_credentials(clients: &Clients, emulator_url: &str, function: &str) -> DbCredentials {
+/// The credentials in the secret that `variable` of `function`'s configuration names: the
+/// master user's for migrate's `DB_SECRET_ARN`, the application role's for any other function's.
+async fn credentials(clients: &Clients, emulator_url: &str, function: &str, variable: &str) -> DbCredentials {
     let config = clients.lambda.get_function_configuration().function_name(function).send().await.unwrap();
     let vars = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
-    let arn = vars["DB_SECRET_ARN"].clone();
+    let arn = vars[variable].clone();
     let secrets = SecretsClient::new("us-east-1", emulator_url, "testing", "testing", None);
     let text = tokio::task::spawn_blocking(move || secrets.secret_string(&arn)).await.unwrap().unwrap();
-    DbCredentials::parse("master", &text).unwrap()
+    DbCredentials::parse(variable, &text).unwrap()
+}
+
+async fn master_credentials(clients: &Clients, emulator_url: &str) -> DbCredentials {
+    credentials(clients, emulator_url, "promo-codes-e2e-migrate", "DB_SECRET_ARN").await
 }
 
 #[test]
@@ -128,9 +133,42 @@ fn the_deployed_api_tells_the_story_across_a_password_rotation_and_after_a_promo
     assert_eq!(unknown.status, 404, "{}", unknown.body);
     assert_eq!(unknown.body["error"]["request_id"].as_str(), unknown.header("x-amzn-RequestId"));
 
-    // RDS rotates the master password. Warm instances keep their sessions; once those are gone,
-    // they must read the secret again rather than fail every request.
-    let before = runtime.block_on(master_credentials(&clients, &emulator.url, "promo-codes-e2e-validate"));
+    // The API functions connect as the application role, never as the master user; that role
+    // may read and write the tables and nothing more, and its password (set by migrate as a
+    // SCRAM verifier) opens a scram-sha-256 session as on Aurora.
+    let host = out["database"]["endpoint"].as_str().unwrap().to_owned();
+    let app = runtime.block_on(credentials(&clients, &emulator.url, "promo-codes-e2e-validate", "DB_SECRET_ARN"));
+    let before = runtime.block_on(master_credentials(&clients, &emulator.url));
+    assert_eq!((app.username.as_str(), before.username.as_str()), ("promo_app", "promo_admin"));
+    let options = |credentials: &DbCredentials| {
+        promo_core::startup::database_options(
+            &host,
+            5432,
+            "promo_codes",
+            credentials,
+            sqlx::postgres::PgSslMode::Require,
+        )
+    };
+    runtime.block_on(async {
+        let mut master = sqlx::PgConnection::connect_with(&options(&before)).await.expect("the master password works");
+        let users: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT usename::text FROM pg_stat_activity \
+             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut master)
+        .await
+        .unwrap();
+        assert_eq!(users, ["promo_app"], "the warm functions' sessions");
+        let mut as_app = sqlx::PgConnection::connect_with(&options(&app)).await.expect("the app role's password works");
+        let ddl = sqlx::raw_sql("CREATE TABLE stolen (x int)").execute(&mut as_app).await;
+        assert!(ddl.is_err(), "the application role runs no DDL");
+        let migrations = sqlx::raw_sql("SELECT * FROM _sqlx_migrations").execute(&mut as_app).await;
+        assert!(migrations.is_err(), "nor reads the migrations table");
+    });
+
+    // RDS rotates the master password. The API functions do not use it, so they never notice;
+    // migrate reads it again on its next run. Their sessions are ended too (as a failover
+    // would): warm instances reconnect rather than fail every request.
     runtime
         .block_on(
             clients
@@ -142,37 +180,34 @@ fn the_deployed_api_tells_the_story_across_a_password_rotation_and_after_a_promo
                 .send(),
         )
         .expect("rotate");
-    let after = runtime.block_on(master_credentials(&clients, &emulator.url, "promo-codes-e2e-validate"));
+    let after = runtime.block_on(master_credentials(&clients, &emulator.url));
     assert_ne!(before.password, after.password, "the rotation changed the password");
-    let host = out["database"]["endpoint"].as_str().unwrap().to_owned();
     let ended = runtime.block_on(async {
-        let options = promo_core::startup::database_options(
-            &host,
-            5432,
-            "promo_codes",
-            &after,
-            sqlx::postgres::PgSslMode::Require,
-        );
-        let mut admin_session = sqlx::PgConnection::connect_with(&options).await.expect("the new password works");
+        let mut admin_session =
+            sqlx::PgConnection::connect_with(&options(&after)).await.expect("the new password works");
         // The functions connect with verify-full (the story above passed): the emulator's server
         // certificate chains to its own test CA, which AWS's RDS bundle alone does not trust.
-        let verified = options
-            .clone()
+        let verified = options(&after)
             .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
             .ssl_root_cert_from_pem(promo_core::startup::RDS_CA_BUNDLE.to_vec());
         let untrusted = sqlx::PgConnection::connect_with(&verified).await.err().map(|e| e.to_string());
         assert!(untrusted.as_deref().is_some_and(|e| e.to_lowercase().contains("certificate")), "{untrusted:?}");
-        let refused = sqlx::PgConnection::connect_with(&options.clone().password(&before.password)).await;
+        let refused = sqlx::PgConnection::connect_with(&options(&before)).await;
         assert!(refused.is_err(), "the old password is refused");
         sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE usename = current_user AND pid <> pg_backend_pid() AND backend_type = 'client backend') ended",
+             WHERE pid <> pg_backend_pid() AND backend_type = 'client backend') ended",
         )
         .fetch_one(&mut admin_session)
         .await
         .unwrap()
     });
     assert!(ended > 0, "warm instances had sessions to end");
+    // A warm migrate, invoked again after the rotation, reads the new master password.
+    let migrated = runtime
+        .block_on(deployer::migrate::migrate(&clients, "promo-codes-e2e-migrate", "live"))
+        .expect("migrate after the rotation");
+    assert_eq!(migrated, migration_versions());
     story(&api, &admin, &alice, &mallory, "rotated-summer");
 
     // Promote: the exact code of e2e, deployed to a second environment with its own database.

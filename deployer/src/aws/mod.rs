@@ -8,6 +8,7 @@ pub mod iam;
 pub mod lambda;
 pub mod rds;
 pub mod retry;
+pub mod secrets;
 pub mod wait;
 
 #[cfg(test)]
@@ -103,6 +104,7 @@ pub struct Clients {
     pub rds: aws_sdk_rds::Client,
     pub apigateway: aws_sdk_apigateway::Client,
     pub sts: aws_sdk_sts::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub region: String,
     pub log: CallLog,
     pub timing: Timing,
@@ -153,6 +155,9 @@ impl Clients {
             ),
             sts: aws_sdk_sts::Client::from_conf(
                 aws_sdk_sts::config::Builder::from(&config).interceptor(log.clone()).build(),
+            ),
+            secretsmanager: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(log.clone()).build(),
             ),
             region: region.to_owned(),
             log,

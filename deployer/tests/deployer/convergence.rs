@@ -37,6 +37,12 @@ async fn tags_in_aws(clients: &Clients, env: &str, api_id: &str) -> Vec<(String,
         "instance".into(),
         tag_list.iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
     ));
+    let secret = clients.secretsmanager.describe_secret().secret_id(format!("promo-codes-{env}-app-db")).send().await;
+    let secret = secret.unwrap();
+    all.push((
+        "secret".into(),
+        secret.tags().iter().map(|t| (t.key().unwrap().into(), t.value().unwrap().into())).collect(),
+    ));
     let api = clients.apigateway.get_rest_api().rest_api_id(api_id).send().await.unwrap();
     all.push(("rest api".into(), api.tags().cloned().unwrap_or_default().into_iter().collect()));
     let stage = clients.apigateway.get_stage().rest_api_id(api_id).stage_name("v1").send().await.unwrap();
@@ -66,7 +72,8 @@ async fn adding_then_removing_a_tag_converges_to_an_empty_plan_on_every_kind() {
     }
 
     let report = deploy(&clients, &env, &spec, &zips, &quiet).await.unwrap();
-    assert_eq!(report.plan.changes.len(), 6 * 2 + 4, "every resource untagged once: {}", report.plan);
+    // 6 functions and their roles, the cluster, its instance, the secret, the API, its stage.
+    assert_eq!(report.plan.changes.len(), 6 * 2 + 5, "every resource untagged once: {}", report.plan);
     let (plan, _) = plan_deploy(&clients, &env, &spec, &zips).await.unwrap();
     assert!(plan.is_empty(), "a removed tag converges: {plan}");
     for (what, tags) in tags_in_aws(&clients, "tagged", &api_id).await {

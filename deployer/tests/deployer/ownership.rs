@@ -55,11 +55,21 @@ async fn a_resource_with_the_environment_s_name_but_not_its_tags_is_refused_befo
         .send()
         .await
         .unwrap();
+    // And a secret with the name of its application role's secret, holding someone's password.
+    clients
+        .secretsmanager
+        .create_secret()
+        .name("promo-codes-team-app-db")
+        .secret_string(r#"{"username":"theirs","password":"not-ours-to-touch"}"#)
+        .send()
+        .await
+        .unwrap();
     let writes_before = clients.log.writes();
 
     let refused = deploy(&clients, &env, &spec, &zips, &quiet).await.unwrap_err();
     let message = refused.report();
     assert!(message.contains("iam role promo-codes-team-list (app: none, env: other)"), "{message}");
+    assert!(message.contains("secret promo-codes-team-app-db (app: none, env: none)"), "{message}");
     assert!(message.contains("nothing was changed"), "{message}");
     assert_eq!(clients.log.writes(), writes_before, "refused before its first write");
 }

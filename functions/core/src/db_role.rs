@@ -45,8 +45,10 @@ pub async fn ensure_app_role(conn: &mut PgConnection, app: &DbCredentials) -> Re
     if me == app.username {
         return Err(RoleError::SameAsMaster);
     }
-    let exists: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1").bind(&app.username).fetch_optional(&mut *tx).await?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1")
+        .bind(&app.username)
+        .fetch_optional(&mut *tx)
+        .await?;
     if exists.is_none() {
         // A new role holds no attribute but LOGIN: not superuser, no CREATEDB, no CREATEROLE.
         sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN")).execute(&mut *tx).await?;
@@ -56,7 +58,7 @@ pub async fn ensure_app_role(conn: &mut PgConnection, app: &DbCredentials) -> Re
     // Utility statements take no bind parameters: the verifier is base64 and digits, quoted anyway.
     let statements = format!(
         "ALTER ROLE {role} WITH LOGIN PASSWORD {password};
-         GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {role};
+         GRANT CONNECT ON DATABASE {database} TO {role};
          REVOKE CREATE ON DATABASE {database} FROM {role};
          REVOKE CREATE ON SCHEMA public FROM PUBLIC;
          GRANT USAGE ON SCHEMA public TO {role};

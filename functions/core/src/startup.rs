@@ -95,6 +95,18 @@ pub fn database_options_from_env() -> Result<PgConnectOptions, StartupError> {
     Ok(options.ssl_root_cert_from_pem(database_root_certs()?))
 }
 
+pub use promo_shared::DB_APP_SECRET_VARIABLE as APP_SECRET_VARIABLE;
+
+/// The application role's credentials, read from the secret `DB_APP_SECRET_ARN` names; None
+/// when it is not set (a local database, where everything connects as one user).
+pub fn app_credentials_from_env() -> Result<Option<DbCredentials>, StartupError> {
+    let Ok(arn) = std::env::var(APP_SECRET_VARIABLE) else {
+        return Ok(None);
+    };
+    let client = SecretsClient::from_env()?;
+    Ok(Some(DbCredentials::parse(&arn, &client.secret_string(&arn)?)?))
+}
+
 /// How to read the database's credentials again, when they come from a secret (`DB_SECRET_ARN`).
 pub fn credentials_from_env() -> Option<Credentials> {
     std::env::var_os("DB_SECRET_ARN")?;

@@ -55,7 +55,8 @@ async fn every_route_works_as_the_app_role() {
     let body = json!({"code": "SUMMER25", "owner": "alice", "discount_percentage": 10, "expires_at": "2031-01-01T00:00:00Z", "max_redemptions": 5});
     let created = call(&app, Function::Create, &Event::fixture("create").bearer(&admin).json_body(&body)).await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let patch = Event::fixture("update").bearer(&admin).header("If-Match", "\"1\"").json_body(&json!({"description": "x"}));
+    let patch =
+        Event::fixture("update").bearer(&admin).header("If-Match", "\"1\"").json_body(&json!({"description": "x"}));
     assert_eq!(call(&app, Function::Update, &patch).await.status, 200);
     assert_eq!(call(&app, Function::List, &Event::fixture("list").bearer(&admin)).await.status, 200);
     assert_eq!(call(&app, Function::List, &Event::fixture("get").bearer(&admin)).await.status, 200);
@@ -120,8 +121,11 @@ async fn the_scram_verifier_is_what_postgresql_computes() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let stored: String =
-        sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1").bind(&name).fetch_one(&mut conn).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     // SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
     let (head, _) = stored.split_once('$').and_then(|(_, rest)| rest.split_once('$')).unwrap();
     let (iterations, salt) = head.split_once(':').unwrap();
