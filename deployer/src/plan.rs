@@ -193,6 +193,27 @@ mod tests {
     }
 
     #[test]
+    fn only_migrate_may_read_the_master_secret_and_the_api_functions_get_the_app_role_s() {
+        let s = state(&spec());
+        let f = facts();
+        let (master, app) = (f.db_secret_arn.unwrap(), f.app_secret_arn.unwrap());
+        for role in &s.roles {
+            let policy = match &role.inline_policy {
+                crate::desired::Known::Value(p) => p["Statement"][0]["Resource"].clone(),
+                other => panic!("{other:?}"),
+            };
+            let expected = if role.name.ends_with("-migrate") { vec![&master, &app] } else { vec![&app] };
+            assert_eq!(policy, serde_json::json!(expected), "{}", role.name);
+        }
+        for function in &s.functions {
+            let secret = function.env["DB_SECRET_ARN"].to_string();
+            let migrate = function.crate_name == "migrate";
+            assert_eq!(secret, if migrate { &master } else { &app }.as_str(), "{}", function.name);
+            assert_eq!(function.env.contains_key("DB_APP_SECRET_ARN"), migrate, "{}", function.name);
+        }
+    }
+
+    #[test]
     fn an_identical_state_plans_nothing() {
         let s = state(&spec());
         assert!(plan(&s, &s).is_empty());
