@@ -162,3 +162,39 @@ async fn a_migrate_answer_without_versions_fails_the_deploy_before_any_alias_mov
         assert_eq!(live.code_sha256(), Some(v1[function].code_sha256.as_str()), "{function}'s alias moved");
     }
 }
+
+/// Someone deletes the application role's secret from the console, which schedules it for
+/// deletion (a recovery window) and keeps its name: CreateSecret with that name fails. The next
+/// deploy plans a restore and converges; the password the database has is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_scheduled_for_deletion_is_restored_not_recreated() {
+    let emulator = emulator();
+    let (env, spec) = spec_named("restored");
+    let dir = temp_dir("restore");
+    let zips = zips(&dir, "");
+    let clients = clients(&emulator).await;
+    deploy(&clients, &env, &spec, &zips, &quiet).await.unwrap();
+    let name = "promo-codes-restored-app-db";
+    let value = |clients: &Clients| {
+        let clients = clients.clone();
+        async move {
+            let out = clients.secretsmanager.get_secret_value().secret_id(name).send().await.unwrap();
+            out.secret_string().unwrap().to_owned()
+        }
+    };
+    let before = value(&clients).await;
+    clients.secretsmanager.delete_secret().secret_id(name).recovery_window_in_days(7).send().await.unwrap();
+    let again = clients.secretsmanager.create_secret().name(name).secret_string("{}").send().await;
+    assert!(again.is_err(), "the name stays taken while the secret waits out its window");
+
+    let (plan, _) = plan_deploy(&clients, &env, &spec, &zips).await.unwrap();
+    assert_eq!(
+        plan.to_string().lines().next(),
+        Some("~ Update secret promo-codes-restored-app-db (restore): scheduled for deletion: restored"),
+        "{plan}"
+    );
+    deploy(&clients, &env, &spec, &zips, &quiet).await.expect("the deploy restores it");
+    let (plan, _) = plan_deploy(&clients, &env, &spec, &zips).await.unwrap();
+    assert!(plan.is_empty(), "{plan}");
+    assert_eq!(value(&clients).await, before, "the same credentials as the database's");
+}
