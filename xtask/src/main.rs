@@ -33,28 +33,56 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Install what the tests need, then run every check and test (CI runs exactly this).
+    #[command(
+        after_help = "Examples:\n  cargo xtask test             # what CI runs\n  cargo xtask test --no-lint   # skip fmt, clippy and actionlint"
+    )]
     Test(test::Args),
     /// Run the whole service locally on an embedded PostgreSQL.
+    #[command(
+        after_help = "Examples:\n  cargo xtask dev\n  cargo xtask dev --port 3001\n  curl -H \"Authorization: Bearer $(cargo xtask token --sub back-office --admin)\" http://127.0.0.1:3000/promo-codes"
+    )]
     Dev(dev::Args),
     /// Print a JWT that the local stack accepts.
+    #[command(
+        after_help = "Examples:\n  cargo xtask token --sub alice\n  cargo xtask token --sub back-office --admin --ttl 600\n  cargo xtask token --jwks     # the local issuer's key set"
+    )]
     Token(token::Args),
     /// Build every function as a Lambda zip and print its path, size and SHA-256.
+    #[command(after_help = "Examples:\n  cargo xtask build --arch arm64\n  cargo xtask build --arch x86_64 --json")]
     Build(build::Args),
     /// Show what `deploy` would create, update or delete, changing nothing.
+    #[command(
+        after_help = "Examples:\n  cargo xtask plan --env dev\n  cargo xtask plan --env prod --deployed-code --detailed-exitcode   # drift: exit 0 none, 2 some, 1 error"
+    )]
     Plan(plan::Args),
     /// Converge AWS to environments/<ENV>.yaml.
+    #[command(
+        after_help = "Examples:\n  cargo xtask deploy --env dev\n  cargo xtask deploy --env prod --yes   # a protected environment"
+    )]
     Deploy(deploy::Args),
     /// Show what is deployed.
+    #[command(
+        after_help = "Examples:\n  cargo xtask outputs --env dev\n  cargo xtask outputs --env dev --json | jq -r .api_url"
+    )]
     Outputs(outputs::Args),
     /// Deploy to one environment exactly the code running in another.
+    #[command(after_help = "Example:\n  cargo xtask promote --from staging --to prod --yes")]
     Promote(promote::Args),
     /// Point `live` back at what the latest release moved it from.
+    #[command(after_help = "Example:\n  cargo xtask rollback --env prod --yes")]
     Rollback(rollback::Args),
     /// Delete everything `deploy` made for an environment.
+    #[command(after_help = "Example:\n  cargo xtask destroy --env dev --yes")]
     Destroy(destroy::Args),
     /// Measure validate, list, cold starts and the deployer; write target/bench/report.md.
+    #[command(
+        after_help = "Examples:\n  cargo xtask bench            # the full run: target/bench/report.md\n  cargo xtask bench --quick    # tiny sizes, as cargo xtask test runs it"
+    )]
     Bench(bench::Args),
     /// Run the AWS emulator (moto) on loopback, for deploys without an AWS account.
+    #[command(
+        after_help = "Examples:\n  cargo xtask emulator\n  AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing cargo xtask deploy --env emulator"
+    )]
     Emulator(emulator::Args),
 }
 
