@@ -29,6 +29,7 @@ import dataclasses
 import http.server
 import io
 import json
+import math
 import os
 import queue
 import random
@@ -181,20 +182,33 @@ class Instance:
         request_id = str(uuid.uuid4())
         deadline_ms = int((time.time() + timeout) * 1000)
         self.events.put((request_id, payload, deadline_ms))
-        end = time.monotonic() + timeout
+        started = time.monotonic()
+        end = started + timeout
+
+        def log(lines: str) -> str:
+            # Lambda's platform lines around the function's own, as CloudWatch Logs and a
+            # `LogType: Tail` answer show them.
+            elapsed_ms = (time.monotonic() - started) * 1000
+            return (
+                f"START RequestId: {request_id} Version: {self.function.version}\n{lines}"
+                f"END RequestId: {request_id}\n"
+                f"REPORT RequestId: {request_id}\tDuration: {elapsed_ms:.2f} ms\t"
+                f"Billed Duration: {math.ceil(elapsed_ms)} ms\tMemory Size: {self.function.memory_size} MB\n"
+            )
+
         while True:
             try:
                 answered, kind, body = self.answers.get(timeout=0.05)
             except queue.Empty:
                 if not self.alive():
                     time.sleep(0.05)  # let the reader take the last lines
-                    return Outcome("crash", b"", self.log_since(start) + (self.init_error or b"").decode(errors="replace"))
+                    return Outcome("crash", b"", log(self.log_since(start) + (self.init_error or b"").decode(errors="replace")))
                 if time.monotonic() > end:
                     self.stop()
-                    return Outcome("timeout", b"", self.log_since(start) + f"Task timed out after {timeout:.2f} seconds\n")
+                    return Outcome("timeout", b"", log(self.log_since(start) + f"Task timed out after {timeout:.2f} seconds\n"))
                 continue
             if answered == request_id:
-                return Outcome(kind, body, self.log_since(start))
+                return Outcome(kind, body, log(self.log_since(start)))
 
     def stop(self) -> None:
         if self.alive():

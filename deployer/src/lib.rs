@@ -13,6 +13,7 @@ pub mod desired;
 pub mod diff;
 pub mod error;
 pub mod gateway_answers;
+pub mod invoke;
 pub mod migrate;
 pub mod names;
 pub mod observe;

@@ -2,23 +2,20 @@
 //! answers `{"applied": [<version>, ...]}`, every migration the database then has. Any other
 //! answer is a failure: the aliases must not move onto code whose schema may not be there.
 
-use aws_sdk_lambda::primitives::Blob;
 use serde_json::Value;
 
 use crate::aws::Clients;
-use crate::error::{DeployError, aws};
+use crate::error::DeployError;
+use crate::invoke::invoke;
 
 /// How much of a function's answer an error message shows.
 const SHOWN: usize = 500;
 
 /// Invokes `function` at `qualifier` (a version, or the alias); the migration versions it reports.
 pub async fn migrate(clients: &Clients, function: &str, qualifier: &str) -> Result<Vec<i64>, DeployError> {
-    let invoke = clients.lambda.invoke().function_name(function).qualifier(qualifier).payload(Blob::new("{}"));
-    let out = crate::aws::retry::unless_busy(clients.timing.lambda_poll, || invoke.clone().send())
-        .await
-        .map_err(aws(format!("invoking {function}:{qualifier}")))?;
-    let payload = out.payload().map(|p| String::from_utf8_lossy(p.as_ref()).into_owned()).unwrap_or_default();
-    if let Some(error) = out.function_error() {
+    let answer = invoke(clients, function, qualifier, b"{}").await?;
+    let payload = answer.payload;
+    if let Some(error) = answer.function_error {
         return Err(DeployError::Function(format!(
             "{function}:{qualifier} failed ({error}), so no alias moved: {}",
             shown(&payload)

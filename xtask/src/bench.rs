@@ -111,7 +111,8 @@ pub fn proxy_event(
     }
     let (parts, ()) = request.body(())?.into_parts();
     let request_id = format!("bench-{:016x}", rand::random::<u64>());
-    Ok(crate::gateway::rest_event(&parts, resource, params, body.as_bytes(), &request_id).to_string())
+    Ok(crate::gateway::rest_event(&parts, crate::gateway::STAGE, resource, params, body.as_bytes(), &request_id)
+        .to_string())
 }
 
 /// The environment of every function instance: the database and the issuer `cargo xtask dev`

@@ -48,7 +48,7 @@ pub async fn serve(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<
         }
     };
 
-    let event = rest_event(&parts, resource, &params, &body, &request_id);
+    let event = rest_event(&parts, STAGE, resource, &params, &body, &request_id);
     let response = match lambda_http::request::from_str(&event.to_string()) {
         Ok(lambda_request) => handle(&gateway.app, function, lambda_request).await,
         Err(e) => {
@@ -59,9 +59,10 @@ pub async fn serve(gateway: Arc<Gateway>, request: Request<Incoming>) -> Result<
     Ok(convert(response))
 }
 
-/// The REST (v1) proxy event for a request, as API Gateway builds it.
+/// The REST (v1) proxy event for a request to `stage`, as API Gateway builds it.
 pub fn rest_event(
     parts: &hyper::http::request::Parts,
+    stage: &str,
     resource: &str,
     params: &[(&str, String)],
     body: &[u8],
@@ -102,10 +103,10 @@ pub fn rest_event(
             "resourceId": "local",
             "resourcePath": resource,
             "httpMethod": parts.method.as_str(),
-            "path": format!("/{STAGE}{path}"),
+            "path": format!("/{stage}{path}"),
             "accountId": "000000000000",
             "protocol": "HTTP/1.1",
-            "stage": STAGE,
+            "stage": stage,
             "domainName": "127.0.0.1",
             "requestId": request_id,
             "requestTimeEpoch": chrono::Utc::now().timestamp_millis(),

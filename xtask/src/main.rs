@@ -8,6 +8,7 @@ mod dev;
 mod emulator;
 mod environment;
 mod gateway;
+mod invoke;
 mod local;
 mod outputs;
 mod plan;
@@ -68,6 +69,11 @@ enum Command {
     /// Deploy to one environment exactly the code running in another.
     #[command(after_help = "Example:\n  cargo xtask promote --from staging --to prod --yes")]
     Promote(promote::Args),
+    /// Invoke a deployed function's `live` alias; print its answer and the tail of its log.
+    #[command(
+        after_help = "Examples:\n  cargo xtask invoke --env dev --function validate --method POST --path /validations \\\n    --body '{\"code\":\"SUMMER25\"}' --header \"Authorization: Bearer $TOKEN\"\n  cargo xtask invoke --env dev --function migrate\n  cargo xtask invoke --env dev --function list --data-file event.json"
+    )]
+    Invoke(invoke::Args),
     /// Point `live` back at what the latest release moved it from.
     #[command(after_help = "Example:\n  cargo xtask rollback --env prod --yes")]
     Rollback(rollback::Args),
@@ -96,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(args),
         Command::Outputs(args) => outputs::run(args),
         Command::Promote(args) => promote::run(args),
+        Command::Invoke(args) => invoke::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Destroy(args) => destroy::run(args),
         Command::Bench(args) => bench::run(args),
