@@ -146,6 +146,8 @@ class Instance:
         self.init_error: bytes | None = None
         self.invoked = False
         self.idle_since = time.monotonic()
+        # Lambda's log stream per execution environment: `YYYY/MM/DD/[version]<id>`.
+        self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{function.version}]{uuid.uuid4().hex}"
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), runtime_api_handler(self))
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -298,6 +300,7 @@ def invoke(function: Any, invoked_arn: str, payload: bytes, timeout: float | Non
         return Outcome("crash", b"", f"cannot start the runtime: {error}")
     limit = float(function.timeout) if timeout is None else min(timeout, float(function.timeout))
     outcome = instance.invoke(payload, limit)
+    record_log(function, instance.log_stream, outcome.log)
     if outcome.kind in ("ok", "error") and instance.alive():
         instance.idle_since = time.monotonic()
         with WARM_LOCK:
@@ -305,6 +308,26 @@ def invoke(function: Any, invoked_arn: str, payload: bytes, timeout: float | Non
     else:
         instance.stop()
     return outcome
+
+
+LOG_LOCK = threading.Lock()
+
+
+def record_log(function: Any, stream: str, log: str) -> None:
+    """What Lambda does with an invocation's output: one event per line in the function's log
+    group, `/aws/lambda/<name>`, created on first use (as AWSLambdaBasicExecutionRole allows)."""
+    from moto.logs.models import logs_backends  # noqa: PLC0415 - moto is loaded by the emulator
+
+    backend = logs_backends[function.account_id][function.region]
+    group = f"/aws/lambda/{function.function_name}"
+    now = int(time.time() * 1000)
+    events = [{"timestamp": now, "message": line} for line in log.splitlines() if line.strip()]
+    with LOG_LOCK:  # moto's log store is not safe for concurrent writers
+        if group not in backend.groups:
+            backend.create_log_group(group, {})
+        backend.ensure_log_stream(group, stream)
+        if events:
+            backend.put_log_events(group, stream, events)
 
 
 @atexit.register

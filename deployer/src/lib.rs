@@ -14,6 +14,7 @@ pub mod diff;
 pub mod error;
 pub mod gateway_answers;
 pub mod invoke;
+pub mod logs;
 pub mod migrate;
 pub mod names;
 pub mod observe;

@@ -10,6 +10,7 @@ mod environment;
 mod gateway;
 mod invoke;
 mod local;
+mod logs;
 mod outputs;
 mod plan;
 mod progress;
@@ -69,6 +70,11 @@ enum Command {
     /// Deploy to one environment exactly the code running in another.
     #[command(after_help = "Example:\n  cargo xtask promote --from staging --to prod --yes")]
     Promote(promote::Args),
+    /// Show the functions' CloudWatch Logs, interleaved by time.
+    #[command(
+        after_help = "Examples:\n  cargo xtask logs --env dev --since 1h\n  cargo xtask logs --env prod --function validate --follow\n  cargo xtask logs --env prod --filter ERROR --since 1d"
+    )]
+    Logs(logs::Args),
     /// Invoke a deployed function's `live` alias; print its answer and the tail of its log.
     #[command(
         after_help = "Examples:\n  cargo xtask invoke --env dev --function validate --method POST --path /validations \\\n    --body '{\"code\":\"SUMMER25\"}' --header \"Authorization: Bearer $TOKEN\"\n  cargo xtask invoke --env dev --function migrate\n  cargo xtask invoke --env dev --function list --data-file event.json"
@@ -102,6 +108,7 @@ fn main() -> anyhow::Result<()> {
         Command::Deploy(args) => deploy::run(args),
         Command::Outputs(args) => outputs::run(args),
         Command::Promote(args) => promote::run(args),
+        Command::Logs(args) => logs::run(args),
         Command::Invoke(args) => invoke::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Destroy(args) => destroy::run(args),

@@ -146,6 +146,23 @@ fn drift_checks_exit_0_2_or_1_and_invoke_shows_a_deployed_function_s_answer_and_
     let wrong = invoke(&["--function", "list", "--method", "POST", "--path", "/validations"]);
     assert!(text(&wrong).contains("is served by validate, not list"), "{}", text(&wrong));
 
+    // logs: what those invocations printed, found in CloudWatch Logs by function and pattern.
+    let logs = against(&emulator.url, &dir.0, &["logs", "--env", "emulator", "--since", "10m"]);
+    assert!(logs.status.success(), "{}", text(&logs));
+    let all = String::from_utf8_lossy(&logs.stdout).into_owned();
+    for wanted in [" validate START RequestId: ", "request served", " migrate  "] {
+        assert!(all.contains(wanted), "{wanted:?} not in:\n{all}");
+    }
+    let mut times: Vec<&str> = all.lines().map(|l| &l[..23]).collect();
+    let in_order = times.clone();
+    times.sort();
+    assert_eq!(times, in_order, "interleaved by time");
+    let filtered =
+        against(&emulator.url, &dir.0, &["logs", "--env", "emulator", "--function", "validate", "--filter", "REPORT"]);
+    let reports = String::from_utf8_lossy(&filtered.stdout).into_owned();
+    assert!(reports.lines().count() >= 2, "{}", text(&filtered));
+    assert!(reports.lines().all(|l| l.contains(" validate ") && l.contains("REPORT RequestId")), "{reports}");
+
     // Nothing listens there: an error, not "no drift" and not "drift".
     drop(emulator);
     let unreachable = drift_check("http://127.0.0.1:9", &dir.0);

@@ -49,6 +49,7 @@ async fn clients(rules: &[&Rule]) -> Clients {
         apigateway: client!(aws_sdk_apigateway),
         sts: client!(aws_sdk_sts),
         secretsmanager: client!(aws_sdk_secretsmanager),
+        logs: client!(aws_sdk_cloudwatchlogs),
         region: "cn-north-1".into(),
         log,
         timing: crate::aws::Timing::EMULATOR,

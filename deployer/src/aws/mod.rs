@@ -105,6 +105,7 @@ pub struct Clients {
     pub apigateway: aws_sdk_apigateway::Client,
     pub sts: aws_sdk_sts::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     pub region: String,
     pub log: CallLog,
     pub timing: Timing,
@@ -158,6 +159,9 @@ impl Clients {
             ),
             secretsmanager: aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(&config).interceptor(log.clone()).build(),
+            ),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(
+                aws_sdk_cloudwatchlogs::config::Builder::from(&config).interceptor(log.clone()).build(),
             ),
             region: region.to_owned(),
             log,
