@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::aws::{Clients, apigateway, iam, lambda, rds, secrets};
+use crate::aws::{Clients, apigateway, cloudwatch, iam, lambda, rds, secrets};
 use crate::config::{EnvName, EnvironmentSpec};
 use crate::desired::{Artifacts, Facts, Kind, State, desired};
 use crate::diff::Resource;
@@ -182,10 +182,17 @@ pub async fn deploy(
         report.migrated = true;
         report.migrations = versions;
     }
-    if let Some(m) = migrate_move {
-        release(clients, &[m], &release_id, None, &crate::progress::quiet).await?;
+    // The alarms exist before a release bakes under them.
+    for (change, w, h) in writes(&want.alarms, &have.alarms) {
+        let started = Instant::now();
+        cloudwatch::apply(&ctx, &change, w, h).await?;
+        finished(progress, &change, started);
     }
-    release(clients, &moves, &release_id, spec.release, progress).await?;
+    if let Some(m) = migrate_move {
+        release(clients, &[m], &release_id, None, None, &crate::progress::quiet).await?;
+    }
+    let watch = crate::release::Watch { env, alarms: &want.alarms };
+    release(clients, &moves, &release_id, spec.release, Some(watch), progress).await?;
 
     for (change, w, h) in writes(&want.apis, &have.apis) {
         let started = Instant::now();
@@ -212,6 +219,11 @@ async fn delete_all(ctx: &Context<'_>, want: &State, have: &State) -> Result<(),
             .into_iter()
             .filter_map(|s| s.have.filter(|_| s.change.action == Action::Delete).map(|h| (s.change, h)))
             .collect()
+    }
+    for (change, h) in gone(&want.alarms, &have.alarms) {
+        let started = Instant::now();
+        cloudwatch::delete(ctx, h).await?;
+        finished(ctx.progress, &change, started);
     }
     for (change, h) in gone(&want.stages, &have.stages) {
         let started = Instant::now();

@@ -98,6 +98,18 @@ pub struct Release {
     pub canary_percent: CanaryPercent,
     #[schemars(range(min = 0, max = 3600))]
     pub bake_seconds: BakeSeconds,
+    /// CloudWatch alarms on each function's errors and throttles and on the API's 5XX, owned
+    /// by the environment and watched during the bake: one that fires rolls the release back.
+    /// Default: on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<bool>,
+}
+
+impl Release {
+    /// Whether the environment has its release alarms: on unless the file turns them off.
+    pub fn alarms(&self) -> bool {
+        self.alarms.unwrap_or(true)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -60,10 +60,12 @@ pub enum Kind {
     Function,
     RestApi,
     Stage,
+    /// Watch the functions and the API: made last, deleted first.
+    Alarm,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::DbSubnetGroup,
         Kind::DbCluster,
         Kind::DbInstance,
@@ -72,6 +74,7 @@ impl Kind {
         Kind::Function,
         Kind::RestApi,
         Kind::Stage,
+        Kind::Alarm,
     ];
 
     pub fn label(self) -> &'static str {
@@ -84,6 +87,7 @@ impl Kind {
             Kind::Function => "lambda function",
             Kind::RestApi => "rest api",
             Kind::Stage => "api stage",
+            Kind::Alarm => "cloudwatch alarm",
         }
     }
 }
@@ -192,6 +196,21 @@ pub struct StageSpec {
     pub tags: Tags,
 }
 
+/// A CloudWatch alarm that fires on any count of its metric in a minute (Sum > threshold,
+/// missing data is fine). A function's alarm also carries the `ExecutedVersion` dimension of
+/// the version a release made live, which the release sets and the plan leaves alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSpec {
+    pub name: String,
+    pub namespace: String,
+    pub metric: String,
+    /// Sorted, without `ExecutedVersion`.
+    pub dimensions: Vec<(String, String)>,
+    pub executed_version: Option<String>,
+    pub threshold: f64,
+    pub tags: Tags,
+}
+
 /// What AWS knows that the desired state depends on. `None`: not created yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
@@ -221,6 +240,7 @@ pub struct State {
     pub functions: Vec<FunctionSpec>,
     pub apis: Vec<RestApiSpec>,
     pub stages: Vec<StageSpec>,
+    pub alarms: Vec<AlarmSpec>,
 }
 
 impl State {
@@ -238,6 +258,7 @@ impl State {
             + self.functions.len()
             + self.apis.len()
             + self.stages.len()
+            + self.alarms.len()
     }
 }
 
@@ -377,6 +398,7 @@ pub fn desired(env: &EnvName, spec: &EnvironmentSpec, artifacts: &Artifacts, fac
         burst_limit: spec.api.throttling.burst_limit as i32,
         tags: tags.clone(),
     };
+    let alarms = if spec.release.is_some_and(|r| r.alarms()) { alarms(&names, &stage.name, &tags) } else { Vec::new() };
     let api = RestApiSpec { name: names.api(), routes, invokers: invokers(), gateway_responses, tags };
     State {
         subnet_groups,
@@ -387,7 +409,50 @@ pub fn desired(env: &EnvName, spec: &EnvironmentSpec, artifacts: &Artifacts, fac
         functions,
         apis: vec![api],
         stages: vec![stage],
+        alarms,
     }
+}
+
+/// The functions whose `live` alias a release moves and the alarms watch: every function but
+/// migrate, which only the deployer invokes.
+pub const WATCHED_FUNCTIONS: [Function; 5] = Function::ALL;
+
+/// Every alarm name an environment can have, whether its file turns alarms on or not: what
+/// `observe` looks for, so turning alarms off deletes them.
+pub fn alarm_names(names: &Names) -> Vec<String> {
+    let mut all: Vec<String> = WATCHED_FUNCTIONS
+        .iter()
+        .flat_map(|f| [names.alarm(f.name(), "errors"), names.alarm(f.name(), "throttles")])
+        .collect();
+    all.push(names.alarm("api", "5xx"));
+    all
+}
+
+/// Errors and throttles of each function's `live` alias, and the 5XX answers of the API's stage.
+fn alarms(names: &Names, stage: &str, tags: &Tags) -> Vec<AlarmSpec> {
+    let alarm = |name: String, namespace: &str, metric: &str, dimensions: Vec<(String, String)>| AlarmSpec {
+        name,
+        namespace: namespace.into(),
+        metric: metric.into(),
+        dimensions,
+        executed_version: None,
+        threshold: 0.0,
+        tags: tags.clone(),
+    };
+    let mut alarms = Vec::new();
+    for function in WATCHED_FUNCTIONS {
+        let name = names.function(function.name());
+        let dimensions = vec![
+            ("FunctionName".to_owned(), name.clone()),
+            ("Resource".to_owned(), format!("{name}:{}", crate::names::ALIAS)),
+        ];
+        for (suffix, metric) in [("errors", "Errors"), ("throttles", "Throttles")] {
+            alarms.push(alarm(names.alarm(function.name(), suffix), "AWS/Lambda", metric, dimensions.clone()));
+        }
+    }
+    let api_dimensions = vec![("ApiName".to_owned(), names.api()), ("Stage".to_owned(), stage.to_owned())];
+    alarms.push(alarm(names.alarm("api", "5xx"), "AWS/ApiGateway", "5XXError", api_dimensions));
+    alarms
 }
 
 /// An inline policy that reads exactly `secrets`. Logs and VPC networking come from the

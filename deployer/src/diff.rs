@@ -2,7 +2,8 @@
 //! fields differ, and for some a note that says more (an engine upgrade, major or minor).
 
 use crate::desired::{
-    ClusterSpec, FunctionSpec, InstanceSpec, Kind, RestApiSpec, RoleSpec, SecretSpec, StageSpec, SubnetGroupSpec,
+    AlarmSpec, ClusterSpec, FunctionSpec, InstanceSpec, Kind, RestApiSpec, RoleSpec, SecretSpec, StageSpec,
+    SubnetGroupSpec,
 };
 use crate::tags::Tags;
 
@@ -98,6 +99,31 @@ impl Resource for InstanceSpec {
         Diff::default()
             .field("cluster", &self.cluster, &have.cluster)
             .field("class", &self.class, &have.class)
+            .tags(&self.tags, &have.tags)
+            .0
+    }
+}
+
+impl Resource for AlarmSpec {
+    const KIND: Kind = Kind::Alarm;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn tags(&self) -> &Tags {
+        &self.tags
+    }
+
+    fn diff(&self, have: &Self) -> Vec<Field> {
+        // `executed_version` is the release's to set, not the file's.
+        Diff::default()
+            .field(
+                "metric",
+                &(&self.namespace, &self.metric, &self.dimensions),
+                &(&have.namespace, &have.metric, &have.dimensions),
+            )
+            .field("threshold", &self.threshold, &have.threshold)
             .tags(&self.tags, &have.tags)
             .0
     }

@@ -59,6 +59,11 @@ impl Names {
         self.prefix.clone()
     }
 
+    /// The alarm on `metric` (`errors`, `throttles`) of one function, or of the API (`api-5xx`).
+    pub fn alarm(&self, subject: &str, metric: &str) -> String {
+        format!("{}-{subject}-{metric}", self.prefix)
+    }
+
     /// The secret holding the application role's credentials.
     pub fn app_secret(&self) -> String {
         format!("{}-app-db", self.prefix)

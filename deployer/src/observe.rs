@@ -3,7 +3,7 @@
 //! its `app` and `env` tags: a resource with one of its names but not its tags is someone
 //! else's, and the run refuses before its first write.
 
-use crate::aws::{Clients, apigateway, iam, lambda, rds, secrets};
+use crate::aws::{Clients, apigateway, cloudwatch, iam, lambda, rds, secrets};
 use crate::config::{EnvName, EnvironmentSpec};
 use crate::desired::{Facts, State};
 use crate::diff::Resource;
@@ -40,12 +40,13 @@ pub async fn observe(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
 
     // Each service's reads on the heap: together their futures are large enough to overflow a
     // test thread's stack in a debug build.
-    let (roles, database, functions, api, secrets) = tokio::join!(
+    let (roles, database, functions, api, secrets, alarms) = tokio::join!(
         Box::pin(iam::observe(&names, &clients.iam)),
         Box::pin(rds::observe(&names, &clients.rds)),
         Box::pin(lambda::observe(&names, &clients.lambda)),
         Box::pin(apigateway::observe(&names, clients)),
         Box::pin(secrets::observe(&names, &clients.secretsmanager)),
+        Box::pin(cloudwatch::observe(&names, &clients.cloudwatch)),
     );
     let (database, api, secrets) = (database?, api?, secrets?);
     let state = State {
@@ -57,6 +58,7 @@ pub async fn observe(clients: &Clients, env: &EnvName, spec: &EnvironmentSpec) -
         functions: functions?,
         apis: api.apis,
         stages: api.stages,
+        alarms: alarms?,
     };
     refuse_foreign(&state, env)?;
     let facts = Facts {
@@ -84,6 +86,7 @@ fn refuse_foreign(state: &State, env: &EnvName) -> Result<(), DeployError> {
     foreign(&state.secrets, env, &mut found);
     foreign(&state.roles, env, &mut found);
     foreign(&state.functions, env, &mut found);
+    foreign(&state.alarms, env, &mut found);
     if found.is_empty() {
         return Ok(());
     }

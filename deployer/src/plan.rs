@@ -112,6 +112,7 @@ pub fn plan(desired: &State, observed: &State) -> Plan {
     all.extend(changes(&desired.functions, &observed.functions));
     all.extend(changes(&desired.apis, &observed.apis));
     all.extend(changes(&desired.stages, &observed.stages));
+    all.extend(changes(&desired.alarms, &observed.alarms));
     let (mut deletes, mut changes): (Vec<Change>, Vec<Change>) =
         all.into_iter().partition(|c| c.action == Action::Delete);
     changes.sort_by_key(|c| c.kind);
@@ -261,12 +262,40 @@ mod tests {
 
     #[test]
     fn a_tag_gone_from_the_file_is_an_update_of_tags_on_every_kind() {
-        let mut tagged = spec();
+        // With a canary, so that the release alarms exist too.
+        let mut file = spec();
+        file.release = Some(serde_yaml::from_str("{canary_percent: 10, bake_seconds: 60}").unwrap());
+        let mut tagged = file.clone();
         tagged.tags.insert("owner".into(), "growth".into());
-        let plan = plan(&state(&spec()), &state(&tagged));
+        let plan = plan(&state(&file), &state(&tagged));
         assert!(plan.changes.iter().all(|c| c.action == Action::Update && c.fields == ["tags"]), "{plan}");
         let kinds: std::collections::BTreeSet<Kind> = plan.changes.iter().map(|c| c.kind).collect();
         assert_eq!(kinds.len(), Kind::ALL.len() - 1, "every kind but the subnet group (no VPC here): {plan}");
+    }
+
+    #[test]
+    fn a_canary_brings_its_alarms_and_turning_them_off_deletes_them() {
+        let mut file = spec();
+        assert!(state(&file).alarms.is_empty(), "no canary, no alarms");
+        file.release = Some(serde_yaml::from_str("{canary_percent: 10, bake_seconds: 60}").unwrap());
+        let with = state(&file);
+        let names: Vec<&str> = with.alarms.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names.len(), 11, "errors and throttles of 5 functions, and the API's 5XX: {names:?}");
+        assert!(
+            names.contains(&"promo-codes-emulator-validate-errors") && names.contains(&"promo-codes-emulator-api-5xx")
+        );
+        let validate = with.alarms.iter().find(|a| a.name == "promo-codes-emulator-validate-throttles").unwrap();
+        assert_eq!(
+            validate.dimensions,
+            [
+                ("FunctionName".to_owned(), "promo-codes-emulator-validate".to_owned()),
+                ("Resource".to_owned(), "promo-codes-emulator-validate:live".to_owned())
+            ]
+        );
+        file.release = Some(serde_yaml::from_str("{canary_percent: 10, bake_seconds: 60, alarms: false}").unwrap());
+        let plan = plan(&state(&file), &with);
+        assert_eq!(plan.changes.len(), 11, "{plan}");
+        assert!(plan.changes.iter().all(|c| c.action == Action::Delete && c.kind == Kind::Alarm), "{plan}");
     }
 
     #[test]

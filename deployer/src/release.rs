@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
 
 use crate::aws::Clients;
+use crate::aws::cloudwatch;
 use crate::aws::lambda::canary_weights;
 use crate::config::{EnvName, Release};
+use crate::desired::AlarmSpec;
 use crate::error::{DeployError, aws as aws_error};
 use crate::names::{ALIAS, Names};
 use crate::progress::{Event, Progress};
@@ -47,19 +49,34 @@ fn no_routing() -> AliasRoutingConfiguration {
     AliasRoutingConfiguration::builder().set_additional_version_weights(Some(HashMap::new())).build()
 }
 
+/// What a canary's bake watches: the environment's alarms (none when its file turns them off).
+#[derive(Debug, Clone, Copy)]
+pub struct Watch<'a> {
+    pub env: &'a EnvName,
+    pub alarms: &'a [AlarmSpec],
+}
+
 /// Points `live` at each move's new version. With a canary, each alias first sends the canary's
-/// share to the new version for the bake time, then everything.
+/// share to the new version for the bake time, then everything. During the bake the moved
+/// functions' alarms (set to the new version) and the API's are watched: when one fires, the
+/// release is rolled back as `rollback` would, and the deploy fails naming it.
 pub async fn release(
     clients: &Clients,
     moves: &[Move],
     release_id: &str,
     canary: Option<Release>,
+    watch: Option<Watch<'_>>,
     progress: Progress<'_>,
 ) -> Result<(), DeployError> {
     let lambda = &clients.lambda;
     let canaries: Vec<&Move> = moves.iter().filter(|m| m.from != m.to).collect();
     if let (Some(canary), false) = (canary, canaries.is_empty()) {
         let started = std::time::Instant::now();
+        // The alarms count the new versions before any traffic reaches them.
+        let watched = match watch {
+            Some(watch) => watch_new_versions(clients, &canaries, watch.alarms).await?,
+            None => Vec::new(),
+        };
         for m in &canaries {
             let weights = HashMap::from([(m.to.clone(), canary.canary_percent.weight())]);
             lambda
@@ -84,7 +101,20 @@ pub async fn release(
         );
         progress(Event::Done(&line), started.elapsed());
         // The bake is the point of a canary: a deliberate wait, not a wait on AWS.
-        tokio::time::sleep(canary.bake_seconds.duration()).await;
+        let fired = bake(clients, canary.bake_seconds.duration(), &watched).await?;
+        if let (false, Some(watch)) = (fired.is_empty(), watch) {
+            let undone = rollback(clients, watch.env).await?;
+            let line = format!("alarm {} fired during the bake: rolled back", fired.join(", "));
+            progress(Event::Done(&line), started.elapsed());
+            return Err(DeployError::Refused(format!(
+                "the canary was aborted: alarm {} fired during the bake, so the release was rolled back ({} \
+                 live alias(es) back where they were before it; the database keeps its migrations). Look at \
+                 the alarm and `cargo xtask logs --env {}`, fix, and deploy again",
+                fired.join(", "),
+                undone.len(),
+                watch.env
+            )));
+        }
     }
     for m in moves {
         let started = std::time::Instant::now();
@@ -102,6 +132,46 @@ pub async fn release(
         progress(Event::Done(&line), started.elapsed());
     }
     Ok(())
+}
+
+/// Points the alarms of each canary's function at its new version (`ExecutedVersion`), so that
+/// they count what the new code does; the names to watch: those, and the alarms of no function
+/// (the API's).
+async fn watch_new_versions(
+    clients: &Clients,
+    canaries: &[&Move],
+    alarms: &[AlarmSpec],
+) -> Result<Vec<String>, DeployError> {
+    let mut watched = Vec::new();
+    for alarm in alarms {
+        let function = alarm.dimensions.iter().find(|(k, _)| k == "FunctionName").map(|(_, v)| v.as_str());
+        match function {
+            None => watched.push(alarm.name.clone()),
+            Some(function) => {
+                if let Some(m) = canaries.iter().find(|m| m.function == function) {
+                    cloudwatch::put(clients, alarm, Some(&m.to), false).await?;
+                    watched.push(alarm.name.clone());
+                }
+            }
+        }
+    }
+    Ok(watched)
+}
+
+/// Waits `bake`, looking at `alarms` every poll; the names of those that fired, if any did.
+async fn bake(clients: &Clients, bake: std::time::Duration, alarms: &[String]) -> Result<Vec<String>, DeployError> {
+    let end = tokio::time::Instant::now() + bake;
+    loop {
+        let fired = cloudwatch::firing(clients, alarms).await?;
+        if !fired.is_empty() {
+            return Ok(fired);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            return Ok(Vec::new());
+        }
+        tokio::time::sleep(clients.timing.alarm_poll.min(end - now)).await;
+    }
 }
 
 /// Undoes the latest release of an environment: every alias that release moved goes back to the

@@ -50,6 +50,7 @@ async fn clients(rules: &[&Rule]) -> Clients {
         sts: client!(aws_sdk_sts),
         secretsmanager: client!(aws_sdk_secretsmanager),
         logs: client!(aws_sdk_cloudwatchlogs),
+        cloudwatch: client!(aws_sdk_cloudwatch),
         region: "cn-north-1".into(),
         log,
         timing: crate::aws::Timing::EMULATOR,

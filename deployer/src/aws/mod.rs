@@ -4,6 +4,7 @@
 //! its resource kinds side by side, its waits and its retry rules.
 
 pub mod apigateway;
+pub mod cloudwatch;
 pub mod iam;
 pub mod lambda;
 pub mod rds;
@@ -79,6 +80,8 @@ pub struct Timing {
     pub role_retry: Duration,
     /// The first pause after a throttled call that names no Retry-After; it doubles from there.
     pub throttle_pause: Duration,
+    /// How often a canary's bake looks at its alarms.
+    pub alarm_poll: Duration,
 }
 
 impl Timing {
@@ -87,12 +90,14 @@ impl Timing {
         lambda_poll: Duration::from_secs(1),
         role_retry: Duration::from_secs(2),
         throttle_pause: Duration::from_secs(2),
+        alarm_poll: Duration::from_secs(10),
     };
     pub const EMULATOR: Timing = Timing {
         rds_poll: Duration::from_millis(500),
         lambda_poll: Duration::from_millis(200),
         role_retry: Duration::from_millis(500),
         throttle_pause: Duration::from_millis(500),
+        alarm_poll: Duration::from_millis(500),
     };
 }
 
@@ -106,6 +111,7 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub region: String,
     pub log: CallLog,
     pub timing: Timing,
@@ -162,6 +168,9 @@ impl Clients {
             ),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(
                 aws_sdk_cloudwatchlogs::config::Builder::from(&config).interceptor(log.clone()).build(),
+            ),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
+                aws_sdk_cloudwatch::config::Builder::from(&config).interceptor(log.clone()).build(),
             ),
             region: region.to_owned(),
             log,

@@ -396,3 +396,64 @@ async fn a_deploy_cut_short_before_the_migrations_ran_runs_them_on_the_next_run(
         tokio::task::spawn_blocking(move || builds_answering(&api_url, "GET", "/promo-codes", 3)).await.unwrap();
     assert_eq!(after, BTreeMap::from([("list-v2".to_owned(), 3)]));
 }
+
+/// The versions `live` points at, per function, and whether any still splits traffic.
+async fn live_versions(clients: &Clients, env: &str) -> BTreeMap<String, (String, bool)> {
+    let mut versions = BTreeMap::new();
+    for function in promo_shared::routes::FUNCTION_CRATES {
+        let name = format!("promo-codes-{env}-{function}");
+        let alias = clients.lambda.get_alias().function_name(&name).name("live").send().await.unwrap();
+        let splits = deployer::observe::canary_weights(&alias).is_some();
+        versions.insert(name, (alias.function_version().unwrap().to_owned(), splits));
+    }
+    versions
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_that_fires_during_the_bake_rolls_the_release_back_and_fails_the_deploy() {
+    let moto = crate::helpers::emulator();
+    let (env, mut spec) = spec_named("alarmed");
+    spec.release = Some(serde_yaml::from_str("{canary_percent: 10, bake_seconds: 60}").unwrap());
+    let dir = temp_dir("alarmed");
+    let clients = Clients::for_emulator(&spec.region, &moto.url).await;
+    deploy(&clients, &env, &spec, &zips(&dir, "-v1"), &quiet).await.unwrap();
+    let alarms = clients.cloudwatch.describe_alarms().alarm_name_prefix("promo-codes-alarmed-").send().await.unwrap();
+    assert_eq!(alarms.metric_alarms().len(), 11, "the release's alarms exist before any release bakes");
+    let before = live_versions(&clients, "alarmed").await;
+
+    let fire = async {
+        // Once the canary runs, the new version's errors alarm goes off (moto evaluates no
+        // metrics; SetAlarmState is what a real alarm's evaluation does).
+        loop {
+            let alias =
+                clients.lambda.get_alias().function_name("promo-codes-alarmed-validate").name("live").send().await;
+            if alias.ok().and_then(|a| deployer::observe::canary_weights(&a)).is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        clients
+            .cloudwatch
+            .set_alarm_state()
+            .alarm_name("promo-codes-alarmed-validate-errors")
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("errors of the new version")
+            .send()
+            .await
+            .unwrap();
+    };
+    let new_zips = zips(&dir, "-v2");
+    let started = Instant::now();
+    let (deployed, ()) = tokio::join!(deploy(&clients, &env, &spec, &new_zips, &quiet), fire);
+    let error = deployed.expect_err("an aborted canary fails the deploy").report();
+    assert!(error.contains("alarm promo-codes-alarmed-validate-errors fired"), "{error}");
+    assert!(error.contains("rolled back"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(45), "aborted during the 60 s bake, not after it");
+    assert_eq!(live_versions(&clients, "alarmed").await, before, "every live alias is back where it was");
+
+    // During the bake the alarm counted the new version's errors.
+    let watched = clients.cloudwatch.describe_alarms().alarm_names("promo-codes-alarmed-validate-errors").send().await;
+    let dimensions = watched.unwrap().metric_alarms()[0].dimensions().to_vec();
+    let version = dimensions.iter().find(|d| d.name() == Some("ExecutedVersion")).and_then(|d| d.value());
+    assert!(version.is_some_and(|v| v != before["promo-codes-alarmed-validate"].0), "{dimensions:?}");
+}
