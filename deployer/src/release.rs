@@ -101,7 +101,7 @@ pub async fn release(
         );
         progress(Event::Done(&line), started.elapsed());
         // The bake is the point of a canary: a deliberate wait, not a wait on AWS.
-        let fired = bake(clients, canary.bake_seconds.duration(), &watched).await?;
+        let fired = bake(clients, canary.bake_seconds.duration(), &watched, progress).await?;
         if let (false, Some(watch)) = (fired.is_empty(), watch) {
             let undone = rollback(clients, watch.env).await?;
             let line = format!("alarm {} fired during the bake: rolled back", fired.join(", "));
@@ -159,8 +159,14 @@ async fn watch_new_versions(
 }
 
 /// Waits `bake`, looking at `alarms` every poll; the names of those that fired, if any did.
-async fn bake(clients: &Clients, bake: std::time::Duration, alarms: &[String]) -> Result<Vec<String>, DeployError> {
-    let end = tokio::time::Instant::now() + bake;
+async fn bake(
+    clients: &Clients,
+    bake: std::time::Duration,
+    alarms: &[String],
+    progress: Progress<'_>,
+) -> Result<Vec<String>, DeployError> {
+    let started = tokio::time::Instant::now();
+    let end = started + bake;
     loop {
         let fired = cloudwatch::firing(clients, alarms).await?;
         if !fired.is_empty() {
@@ -170,6 +176,8 @@ async fn bake(clients: &Clients, bake: std::time::Duration, alarms: &[String]) -
         if now >= end {
             return Ok(Vec::new());
         }
+        let what = format!("canary baking for {} s; {} alarm(s) quiet", bake.as_secs(), alarms.len());
+        progress(Event::Waiting(&what), now - started);
         tokio::time::sleep(clients.timing.alarm_poll.min(end - now)).await;
     }
 }
