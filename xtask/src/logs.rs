@@ -138,7 +138,11 @@ fn render_json(object: &serde_json::Map<String, Value>) -> String {
     if let Some(message) = fields.remove("message").map(text) {
         out.push(message);
     }
-    out.extend(fields.into_iter().map(|(k, v)| format!("{k}={}", text(v))));
+    // Sorted by name whatever order serde_json's map keeps (it keeps insertion order when
+    // another crate of the build turns on `preserve_order`).
+    let mut rest: Vec<(String, Value)> = fields.into_iter().collect();
+    rest.sort_by(|a, b| a.0.cmp(&b.0));
+    out.extend(rest.into_iter().map(|(k, v)| format!("{k}={}", text(v))));
     out.join(" ")
 }
 
