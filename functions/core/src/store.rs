@@ -370,15 +370,6 @@ impl Store {
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
-    /// The code if `owner` owns it. An unknown code and someone else's are the same query and
-    /// the same `None`, so a caller cannot tell them apart, not even by timing.
-    pub async fn find_owned(&self, code: &Code, owner: &Owner) -> Result<Option<PromoCode>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM promo_codes WHERE code = $1 AND owner = $2");
-        let row: Option<Row> =
-            sqlx::query_as(&sql).bind(code.as_str()).bind(owner.as_str()).fetch_optional(&self.pool).await?;
-        row.map(PromoCode::try_from).transpose()
-    }
-
     /// Applies a patch and records what changed, in one transaction. The row is locked first,
     /// so the version check and the write cannot interleave with another writer: of two
     /// clients holding the same version, exactly one wins. With `expected_versions`, a current
