@@ -1,11 +1,6 @@
 //! `cargo xtask plan --env <ENV> [--json] [--detailed-exitcode] [--deployed-code]`: what
 //! `deploy` would change, changing nothing.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-use deployer::apply::Zip;
-
 use crate::environment::{clients, explained, load, zips};
 
 #[derive(clap::Args)]
@@ -33,14 +28,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (env, spec) = load(&args.env)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let built = if args.deployed_code { None } else { Some(zips(&spec)?) };
-    let (plan, _) = runtime
+    let plan = runtime
         .block_on(async {
             let clients = clients(&spec).await;
-            let zips = match built {
-                Some(zips) => zips,
-                None => deployed_code(&clients, &env, &spec).await?,
-            };
-            deployer::apply::plan_deploy(&clients, &env, &spec, &zips).await
+            match built {
+                Some(zips) => deployer::apply::plan_deploy(&clients, &env, &spec, &zips).await.map(|(plan, _)| plan),
+                None => {
+                    // One observation serves both: the code each function has is the artifact.
+                    let observed = deployer::observe::observe(&clients, &env, &spec).await?;
+                    let artifacts = observed
+                        .state
+                        .functions
+                        .iter()
+                        .map(|f| (f.crate_name.clone(), f.code_sha256.clone()))
+                        .collect();
+                    let want = deployer::desired::desired(&env, &spec, &artifacts, &observed.facts);
+                    Ok(deployer::plan::plan(&want, &observed.state))
+                }
+            }
         })
         .map_err(explained)?;
     if args.json {
@@ -57,20 +62,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::process::exit(CHANGES_EXIT_CODE);
     }
     Ok(())
-}
-
-/// The code each existing function's `$LATEST` has, as the artifacts to plan with: no code
-/// change is planned for a function that exists.
-async fn deployed_code(
-    clients: &deployer::aws::Clients,
-    env: &deployer::config::EnvName,
-    spec: &deployer::config::EnvironmentSpec,
-) -> Result<BTreeMap<String, Zip>, deployer::error::DeployError> {
-    let observed = deployer::observe::observe(clients, env, spec).await?;
-    Ok(observed
-        .state
-        .functions
-        .into_iter()
-        .map(|f| (f.crate_name, Zip { path: PathBuf::new(), code_sha256: f.code_sha256 }))
-        .collect())
 }
