@@ -5,40 +5,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use base64::Engine;
-use common::{Client, browser, story, xtask};
-use deployer::apply::{Zip, deploy};
+use common::{Client, TempDir, browser, built_zips, root, story, xtask};
+use deployer::apply::deploy;
 use deployer::aws::Clients;
 use deployer::config::{EnvName, EnvironmentSpec};
 use deployer::outputs::outputs;
 use deployer::progress::quiet;
 use deployer::promote::fetch_live_code;
 use promo_core::secrets::{DbCredentials, SecretsClient};
-use sha2::{Digest, Sha256};
 use sqlx::Connection;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The zips `cargo xtask test` builds before the tests (`cargo xtask build --arch x86_64`).
-fn built_zips() -> BTreeMap<String, Zip> {
-    let dir = root().join("target/lambda/x86_64");
-    promo_core::routes::FUNCTION_CRATES
-        .iter()
-        .map(|f| {
-            let path = dir.join(format!("{f}.zip"));
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-                panic!("{}: {e}: run `cargo xtask build --arch x86_64` (cargo xtask test does)", path.display())
-            });
-            let code_sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes));
-            (f.to_string(), Zip { path, code_sha256 })
-        })
-        .collect()
-}
 
 fn migration_versions() -> Vec<i64> {
     let mut versions: Vec<i64> = std::fs::read_dir(root().join("migrations"))
@@ -56,15 +33,6 @@ fn spec_named(name: &str, emulator_url: &str) -> (EnvName, EnvironmentSpec) {
     let mut spec = EnvironmentSpec::parse(Path::new("emulator.yaml"), &text).unwrap();
     spec.auth.jwks_url = Some(format!("{emulator_url}/.well-known/jwks.json"));
     (EnvName::parse(name).unwrap(), spec)
-}
-
-/// A state directory of the test's own (the local issuer's key lives there).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Processes started by an emulator: its databases and function instances.

@@ -4,36 +4,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use base64::Engine;
-use common::{token, xtask};
-use deployer::apply::{Zip, deploy};
+use common::{TempDir, built_zips, root, token, xtask};
+use deployer::apply::deploy;
 use deployer::aws::Clients;
 use deployer::config::{EnvName, EnvironmentSpec};
 use deployer::progress::quiet;
-use sha2::{Digest, Sha256};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The zips `cargo xtask test` builds before the tests.
-fn built_zips() -> BTreeMap<String, Zip> {
-    let dir = root().join("target/lambda/x86_64");
-    promo_core::routes::FUNCTION_CRATES
-        .iter()
-        .map(|f| {
-            let path = dir.join(format!("{f}.zip"));
-            let bytes =
-                std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}: run `cargo xtask build`", path.display()));
-            let code_sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes));
-            (f.to_string(), Zip { path, code_sha256 })
-        })
-        .collect()
-}
 
 /// `cargo xtask <args>` with the emulator at `endpoint` as AWS.
 fn against(endpoint: &str, dir: &Path, args: &[&str]) -> Output {
@@ -55,15 +33,6 @@ fn drift_check(endpoint: &str, dir: &Path) -> Output {
 
 fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
-/// A state directory of the test's own (the local issuer's key lives there).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

@@ -3,10 +3,45 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::Engine;
+use deployer::apply::Zip;
+use sha2::{Digest, Sha256};
+
 use serde_json::{Value, json};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The zips `cargo xtask test` builds before the tests (`cargo xtask build --arch x86_64`).
+pub fn built_zips() -> BTreeMap<String, Zip> {
+    let dir = root().join("target/lambda/x86_64");
+    promo_core::routes::FUNCTION_CRATES
+        .iter()
+        .map(|f| {
+            let path = dir.join(format!("{f}.zip"));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!("{}: {e}: run `cargo xtask build --arch x86_64` (cargo xtask test does)", path.display())
+            });
+            let code_sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes));
+            (f.to_string(), Zip { path, code_sha256 })
+        })
+        .collect()
+}
+
+/// A state directory of the test's own (the local issuer's key lives there), removed at the end.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 pub fn xtask(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
