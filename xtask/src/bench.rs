@@ -8,11 +8,15 @@
 //! 3. cold start: each release `bootstrap` under a Lambda Runtime API emulator: exec to first
 //!    `/next` (init) and to the first response, with and without the first database connection.
 //! 4. deployer: wall time, calls and writes of a no-op deploy against the emulator.
+//! 5. what Lambda bills: CPU time per warm request (validate, list, redeem), validate at the
+//!    CPU share of 128, 512 and 1,769 MB, and a Node.js 20 peer beside ours (CPU and cold start).
 //!
 //! `--quick` runs the same code on tiny sizes (`cargo xtask test` runs it, so the bench never
 //! rots); its numbers mean nothing.
 
+mod billed;
 mod cold;
+mod cpu;
 mod data;
 mod list;
 mod noop_deploy;
@@ -53,6 +57,10 @@ pub struct Sizes {
     pub offset_reps: usize,
     pub cold_reps: usize,
     pub noop_reps: usize,
+    /// Sequential requests per CPU-per-request measurement.
+    pub billed_requests: usize,
+    /// Sequential validates per CPU share.
+    pub share_requests: usize,
 }
 
 impl Sizes {
@@ -69,6 +77,8 @@ impl Sizes {
                 offset_reps: 3,
                 cold_reps: 1,
                 noop_reps: 1,
+                billed_requests: 100,
+                share_requests: 50,
             }
         } else {
             Sizes {
@@ -82,6 +92,8 @@ impl Sizes {
                 offset_reps: 30,
                 cold_reps: 5,
                 noop_reps: 5,
+                billed_requests: 5_000,
+                share_requests: 2_000,
             }
         }
     }
@@ -151,9 +163,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("==> building the release zips (x86_64)");
     let artifacts = build::build(&sh, Arch::X86_64)?;
 
+    println!("==> installing the Node.js peer (tools/node-peer)");
+    let peer_script = crate::tools::node_peer(&sh)?;
+
     let local = LocalConfig::load()?;
     let tokens =
         Tokens { user: sign_token(&local, OWNER, false, 3600)?, admin: sign_token(&local, "bench-admin", true, 3600)? };
+    let fresh_tokens = (0..sizes.billed_requests.max(sizes.share_requests) + billed::WARM_UP)
+        .map(|_| sign_token(&local, OWNER, false, 3600))
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     // The cluster lives on this thread, which outlives everything that uses it.
     println!("==> starting PostgreSQL and loading {} codes", sizes.codes);
@@ -175,9 +193,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let list = list::run(&database, &bootstrap("list")?, &env, &tokens, &sizes).await?;
         println!("==> cold starts");
         let cold = cold::run(&artifacts, &env, &tokens, &sizes, &out_dir).await?;
+        println!("==> what Lambda bills: CPU per request, CPU shares, the Node.js peer");
+        let mut ours = HashMap::new();
+        for function in ["validate", "list", "redeem"] {
+            ours.insert(function, runtime::Program::bootstrap(&bootstrap(function)?));
+        }
+        let setup = billed::Setup {
+            ours,
+            node: runtime::Program::node(&peer_script)?,
+            env: &env,
+            tokens: &tokens,
+            fresh_tokens: &fresh_tokens,
+            sizes: &sizes,
+        };
+        billed::check_peer_answers_as_ours(&setup).await?;
+        let billed = billed::run(&setup).await?;
         println!("==> no-op deploy against the emulator");
         let noop = noop_deploy::run(&artifacts, &sizes).await?;
-        anyhow::Ok(report::Report { sizes: sizes.clone(), validate, list, cold, noop })
+        anyhow::Ok(report::Report { sizes: sizes.clone(), validate, list, cold, noop, billed })
     });
     drop(runtime);
     cluster.stop();

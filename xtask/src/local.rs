@@ -143,6 +143,8 @@ pub fn sign_token(local: &LocalConfig, sub: &str, admin: bool, ttl_secs: u64) ->
         "sub": sub,
         "iat": now,
         "exp": now + i64::try_from(ttl_secs).context("--ttl is too large")?,
+        // As identity providers do: two tokens signed in the same second are different tokens.
+        "jti": format!("{:032x}", rand::random::<u128>()),
     });
     if admin {
         claims["scope"] = serde_json::json!(config.admin_scope);

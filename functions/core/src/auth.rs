@@ -7,12 +7,14 @@
 //! verifies it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::domain::Owner;
 
@@ -30,6 +32,9 @@ const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// A key set larger than this is not a key set.
 const JWKS_MAX_BYTES: u64 = 256 * 1024;
 const MIN_SECRET_BYTES: usize = 32;
+/// How many verified tokens an instance remembers. A Lambda instance serves one request at a
+/// time, so this is far more than the tokens it sees within their lifetimes.
+const VERIFIED_TOKENS_MAX: usize = 1024;
 pub use promo_shared::DEFAULT_ADMIN_SCOPE;
 
 /// Who is calling: the token's subject, and whether it holds the admin scope.
@@ -145,6 +150,11 @@ impl AuthConfig {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Seconds since the epoch; a JSON number, which RFC 7519 allows to have a fraction.
+    /// `Validation` requires it; the default only serves claims read without it (tests), and a
+    /// token with `exp` 0 is never served from the cache.
+    #[serde(default)]
+    exp: f64,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
@@ -168,6 +178,9 @@ pub struct Verifier {
 struct VerifierInner {
     config: AuthConfig,
     keys: Keys,
+    verified: VerifiedTokens,
+    /// Signatures checked since the instance started: what the cache saves shows here.
+    signature_checks: AtomicU64,
 }
 
 enum Keys {
@@ -181,13 +194,57 @@ impl Verifier {
             KeySource::Hs256Secret(secret) => Keys::Secret(DecodingKey::from_secret(secret)),
             KeySource::JwksUrl(url) => Keys::Jwks(JwksCache::new(url.clone())),
         };
-        Verifier { inner: Arc::new(VerifierInner { config, keys }) }
+        let inner =
+            VerifierInner { config, keys, verified: VerifiedTokens::default(), signature_checks: AtomicU64::new(0) };
+        Verifier { inner: Arc::new(inner) }
+    }
+
+    /// How many token signatures this verifier has checked: a token served from the cache of
+    /// verified tokens costs none.
+    pub fn signature_checks(&self) -> u64 {
+        self.inner.signature_checks.load(Ordering::Relaxed)
     }
 
     /// Verifies the value of an `Authorization` header.
+    ///
+    /// A token this instance verified before is answered from a cache, keyed by the token's
+    /// SHA-256: the same bytes passed every check then, and only time and the key set can have
+    /// changed since. So an entry serves only before the token's `exp` (the leeway is left to
+    /// the full check), and only while the key set it was verified against is unchanged: when
+    /// a refetch changes the JWKS, or the keys grow too old to trust, every entry verified
+    /// against the old set is checked again in full (and refused if its key left).
     pub async fn verify(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
         let token = bearer_token(header)?;
+        let digest: TokenDigest = Sha256::digest(token.as_bytes()).into();
+        let now = unix_now();
+        if let Some(hit) = self.inner.verified.get(&digest, now) {
+            if self.key_set_unchanged(&hit).await {
+                return Ok(hit.caller);
+            }
+            self.inner.verified.remove(&digest);
+        }
+        let (caller, exp, key_set) = self.verify_in_full(token).await?;
+        self.inner.verified.insert(digest, Verified { caller: caller.clone(), exp, key_set }, now);
+        Ok(caller)
+    }
+
+    /// Whether the key set a cached token was verified against is still the one trusted. For
+    /// a JWKS this runs the cache's refresh rules (a stale set is refetched, a too-old one
+    /// dropped), as a full check would.
+    async fn key_set_unchanged(&self, hit: &Verified) -> bool {
+        match (&self.inner.keys, &hit.key_set) {
+            (Keys::Secret(_), None) => true,
+            (Keys::Jwks(cache), Some((kid, generation))) => {
+                cache.key(kid).await.is_ok() && cache.generation().await == *generation
+            }
+            _ => false,
+        }
+    }
+
+    /// Every check of CONTRACT.md section 3: the caller, the token's `exp`, and the key set it
+    /// was verified against (the `kid` and the JWKS generation; none for a shared secret).
+    async fn verify_in_full(&self, token: &str) -> Result<(Caller, f64, Option<(String, u64)>), AuthError> {
         let jwt_header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("malformed".into()))?;
         if jwt_header.jwk.is_some() || jwt_header.jku.is_some() || jwt_header.x5u.is_some() || jwt_header.x5c.is_some()
         {
@@ -195,12 +252,12 @@ impl Verifier {
         }
 
         let alg = jwt_header.alg;
-        let key = match &self.inner.keys {
+        let (key, key_set) = match &self.inner.keys {
             Keys::Secret(key) => {
                 if alg != Algorithm::HS256 {
                     return Err(AuthError::Invalid(format!("algorithm {alg:?} is not accepted")));
                 }
-                key.clone()
+                (key.clone(), None)
             }
             Keys::Jwks(cache) => {
                 if !matches!(alg, Algorithm::RS256 | Algorithm::ES256) {
@@ -211,7 +268,7 @@ impl Verifier {
                 if key_alg != alg {
                     return Err(AuthError::Invalid(format!("key {kid} is not a {alg:?} key")));
                 }
-                key
+                (key, Some((kid.to_owned(), cache.generation().await)))
             }
         };
 
@@ -225,13 +282,68 @@ impl Verifier {
         validation.validate_aud = true;
         validation.leeway = LEEWAY_SECS;
 
+        self.inner.signature_checks.fetch_add(1, Ordering::Relaxed);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(|e| AuthError::Invalid(describe(e.kind())))?;
         let claims = data.claims;
         let sub = Owner::parse_as("sub", &claims.sub).map_err(|_| AuthError::Invalid("unusable sub".into()))?;
         let admin = has_scope(&claims, &config.admin_scope);
-        Ok(Caller { sub, admin })
+        Ok((Caller { sub, admin }, claims.exp, key_set))
     }
+}
+
+type TokenDigest = [u8; 32];
+
+/// A token that passed every check: who it names, until when, and against which key set.
+#[derive(Clone)]
+struct Verified {
+    caller: Caller,
+    exp: f64,
+    /// The `kid` and the JWKS generation it was verified against; `None` for a shared secret.
+    key_set: Option<(String, u64)>,
+}
+
+/// The tokens this instance verified, by the SHA-256 of the token. Bounded: when full, expired
+/// entries go first, and if none has expired the cache starts over (each token then costs one
+/// more signature check, never a wrong answer).
+#[derive(Default)]
+struct VerifiedTokens {
+    entries: Mutex<HashMap<TokenDigest, Verified>>,
+}
+
+impl VerifiedTokens {
+    /// The entry for `digest` if its token has not reached its `exp` at `now`.
+    fn get(&self, digest: &TokenDigest, now: f64) -> Option<Verified> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(digest).filter(|v| now < v.exp).cloned()
+    }
+
+    fn insert(&self, digest: TokenDigest, verified: Verified, now: f64) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        if entries.len() >= VERIFIED_TOKENS_MAX {
+            entries.retain(|_, v| now < v.exp);
+            if entries.len() >= VERIFIED_TOKENS_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, verified);
+    }
+
+    fn remove(&self, digest: &TokenDigest) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(digest);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or_default()
+    }
+}
+
+/// Seconds since the epoch, as `exp` counts them (and as jsonwebtoken checks them).
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
 }
 
 fn bearer_token(header: &str) -> Result<&str, AuthError> {
@@ -282,6 +394,11 @@ struct JwksCache {
 #[derive(Default)]
 struct JwksState {
     keys: HashMap<String, (Algorithm, DecodingKey)>,
+    /// Changes whenever `keys` does (a fetch that brought a different set, or keys dropped as
+    /// too old): a token verified against another generation is checked again.
+    generation: u64,
+    /// The SHA-256 of the last key set fetched, to tell a changed set from the same one.
+    fetched_digest: Option<[u8; 32]>,
     /// When the keys were last fetched successfully: how old what we trust is.
     fetched_at: Option<Instant>,
     /// When a fetch was last tried, successful or not: what paces the next one.
@@ -295,6 +412,10 @@ impl JwksCache {
 
     async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {
         self.key_at(kid, Instant::now()).await
+    }
+
+    async fn generation(&self) -> u64 {
+        self.state.lock().await.generation
     }
 
     /// The key `kid` as of `now`. Keys are refetched once they are older than the TTL, or when
@@ -311,7 +432,11 @@ impl JwksCache {
         if (stale || !state.keys.contains_key(kid)) && may_fetch {
             state.attempted_at = Some(now);
             match self.fetch().await {
-                Ok(keys) => {
+                Ok((keys, digest)) => {
+                    if state.fetched_digest != Some(digest) {
+                        state.generation += 1;
+                        state.fetched_digest = Some(digest);
+                    }
                     state.keys = keys;
                     state.fetched_at = Some(now);
                 }
@@ -322,6 +447,8 @@ impl JwksCache {
         if too_old && !state.keys.is_empty() {
             tracing::warn!(max_age_secs = JWKS_MAX_KEY_AGE.as_secs(), "the cached keys are too old to trust; dropped");
             state.keys.clear();
+            state.generation += 1;
+            state.fetched_digest = None;
         }
         match (state.keys.get(kid), failure) {
             (Some(key), Some(e)) => {
@@ -338,7 +465,8 @@ impl JwksCache {
         }
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, (Algorithm, DecodingKey)>, AuthError> {
+    /// The usable keys of the issuer's set, and the SHA-256 of the set as served.
+    async fn fetch(&self) -> Result<(HashMap<String, (Algorithm, DecodingKey)>, [u8; 32]), AuthError> {
         let url = self.url.clone();
         let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
             let agent: ureq::Agent =
@@ -357,7 +485,7 @@ impl JwksCache {
             serde_json::from_slice(&body).map_err(|e| AuthError::KeysUnavailable(format!("not a JWK set: {e}")))?;
         // One key of a kind we do not know must not make the whole set unusable.
         let keys = raw.keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect();
-        Ok(usable_keys(&JwkSet { keys }))
+        Ok((usable_keys(&JwkSet { keys }), Sha256::digest(&body).into()))
     }
 }
 
@@ -424,6 +552,7 @@ mod tests {
             keys: HashMap::from([("rsa-1".to_owned(), key)]),
             fetched_at: Some(fetched),
             attempted_at: Some(fetched),
+            ..JwksState::default()
         };
         cache
     }
@@ -504,6 +633,96 @@ mod tests {
             assert!(!has_scope(&claims(&scp), "promo:admin"), "{separator}");
         }
         assert!(has_scope(&claims(r#"{"sub":"s","scope":"profile  promo:admin"}"#), "promo:admin"));
+    }
+
+    fn hs256_verifier() -> Verifier {
+        Verifier::new(config(&[("AUTH_ISSUER", "i"), ("AUTH_AUDIENCE", "a"), ("AUTH_HS256_SECRET", SECRET)]).unwrap())
+    }
+
+    fn claims_for(sub: &str, exp_in: i64) -> serde_json::Value {
+        let exp = unix_now() as i64 + exp_in;
+        serde_json::json!({"iss": "i", "aud": "a", "sub": sub, "exp": exp})
+    }
+
+    fn sign(alg: Algorithm, kid: Option<&str>, claims: &serde_json::Value, key: &jsonwebtoken::EncodingKey) -> String {
+        let mut header = jsonwebtoken::Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        format!("Bearer {}", jsonwebtoken::encode(&header, claims, key).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_client_validating_several_codes_with_one_token_pays_for_one_signature_check() {
+        let verifier = hs256_verifier();
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+        let token = sign(Algorithm::HS256, None, &claims_for("alice", 300), &key);
+        for _ in 0..5 {
+            assert_eq!(verifier.verify(Some(&token)).await.unwrap().sub.as_str(), "alice");
+        }
+        assert_eq!(verifier.signature_checks(), 1);
+        let other = sign(Algorithm::HS256, None, &claims_for("bob", 300), &key);
+        assert_eq!(verifier.verify(Some(&other)).await.unwrap().sub.as_str(), "bob");
+        assert_eq!(verifier.signature_checks(), 2);
+        // A copy of a cached token with another signature is another token: checked, refused.
+        let mut forged = token.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(verifier.verify(Some(&forged)).await.is_err());
+        assert_eq!(verifier.signature_checks(), 3);
+        assert_eq!(verifier.inner.verified.len(), 2, "refused tokens are not cached");
+    }
+
+    #[test]
+    fn a_cached_token_serves_only_before_its_exp_and_the_cache_stays_bounded() {
+        let tokens = VerifiedTokens::default();
+        let caller = Caller { sub: Owner::parse_as("sub", "alice").unwrap(), admin: false };
+        let verified = |exp| Verified { caller: caller.clone(), exp, key_set: None };
+        tokens.insert([1; 32], verified(100.0), 50.0);
+        assert!(tokens.get(&[1; 32], 99.9).is_some());
+        assert!(tokens.get(&[1; 32], 100.0).is_none(), "at exp the token gets the full check, leeway and all");
+        for i in 0..(VERIFIED_TOKENS_MAX + 10) {
+            let mut digest = [0; 32];
+            digest[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            tokens.insert(digest, verified(1e12), 50.0);
+            assert!(tokens.len() <= VERIFIED_TOKENS_MAX);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_checked_again_when_the_key_set_changes_and_refused_once_its_key_left() {
+        use p256::pkcs8::EncodePrivateKey;
+        let secret = p256::SecretKey::random(&mut rsa::rand_core::OsRng);
+        let signing = jsonwebtoken::EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes());
+        let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, Algorithm::ES256).unwrap();
+        jwk.common.key_id = Some("ec-1".into());
+        let keys = usable_keys(&JwkSet { keys: vec![jwk] });
+        assert_eq!(keys.len(), 1);
+        // An issuer reached a moment ago (so no refetch is due), now unreachable.
+        let verifier = Verifier::new(AuthConfig {
+            issuer: "i".into(),
+            audience: "a".into(),
+            keys: KeySource::JwksUrl("http://127.0.0.1:1/.well-known/jwks.json".into()),
+            admin_scope: DEFAULT_ADMIN_SCOPE.into(),
+        });
+        let Keys::Jwks(cache) = &verifier.inner.keys else { unreachable!() };
+        let now = Instant::now();
+        *cache.state.lock().await =
+            JwksState { keys, generation: 1, fetched_at: Some(now), attempted_at: Some(now), ..JwksState::default() };
+        let token = sign(Algorithm::ES256, Some("ec-1"), &claims_for("alice", 300), &signing);
+        assert!(verifier.verify(Some(&token)).await.is_ok());
+        assert!(verifier.verify(Some(&token)).await.is_ok());
+        assert_eq!(verifier.signature_checks(), 1);
+        // A refetch brought a different set that still holds the key: checked again, accepted.
+        cache.state.lock().await.generation = 2;
+        assert!(verifier.verify(Some(&token)).await.is_ok());
+        assert_eq!(verifier.signature_checks(), 2);
+        // A refetch brought a set without the key: the cached token is refused and forgotten.
+        {
+            let mut state = cache.state.lock().await;
+            state.keys.clear();
+            state.generation = 3;
+        }
+        assert_eq!(verifier.verify(Some(&token)).await.unwrap_err(), AuthError::UnknownKey);
+        assert_eq!(verifier.inner.verified.len(), 0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use super::runtime::{RuntimeApi, expect, unpack};
+use super::runtime::{Program, RuntimeApi, expect, unpack};
 use super::stats::Latencies;
 use super::{OWNER, Sizes, Tokens, data, proxy_event};
 use crate::build::Artifact;
@@ -34,7 +34,7 @@ pub async fn run(
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for artifact in artifacts {
-        let bootstrap = unpack(&artifact.zip, &out_dir.join("cold").join(&artifact.function))?;
+        let bootstrap = Program::bootstrap(&unpack(&artifact.zip, &out_dir.join("cold").join(&artifact.function))?);
         let mut init = Vec::new();
         let mut without_db = Vec::new();
         let mut with_db = Vec::new();
@@ -69,10 +69,10 @@ pub async fn run(
     Ok(rows)
 }
 
-/// Execs the bootstrap with `event` waiting as its first invocation; returns (init, first
+/// Execs the program with `event` waiting as its first invocation; returns (init, first
 /// response), both from exec. The process is killed once it answered.
-async fn start(
-    bootstrap: &Path,
+pub async fn start(
+    program: &Program,
     env: &HashMap<String, String>,
     event: String,
     function: &str,
@@ -80,7 +80,7 @@ async fn start(
 ) -> anyhow::Result<(Duration, Duration)> {
     let runtime = RuntimeApi::start().await?;
     let exec = std::time::Instant::now();
-    let mut child = runtime.spawn(bootstrap, env)?;
+    let mut child = runtime.spawn_program(program, env)?;
     let reply = runtime.invoke(event).await;
     let _ = child.kill().await;
     let reply = reply.with_context(|| format!("the first invocation of {function}"))?;
@@ -90,7 +90,7 @@ async fn start(
 }
 
 /// The first event of a start and the status it must get. Without tokens: no Authorization.
-fn request(function: &str, tokens: Option<&Tokens>, rep: usize) -> anyhow::Result<(String, u16)> {
+pub fn request(function: &str, tokens: Option<&Tokens>, rep: usize) -> anyhow::Result<(String, u16)> {
     let user = tokens.map(|t| t.user.as_str());
     let admin = tokens.map(|t| t.admin.as_str());
     let nonce = rand::random::<u32>();

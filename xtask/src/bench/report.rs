@@ -6,6 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::billed::{self, Implementation, Request};
 use super::stats::ms;
 use super::{Sizes, cold, list, noop_deploy, validate};
 
@@ -15,6 +16,11 @@ pub struct Report {
     pub list: Vec<list::Row>,
     pub cold: Vec<cold::Row>,
     pub noop: noop_deploy::NoOp,
+    pub billed: billed::Billed,
+}
+
+fn micros(d: std::time::Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
 }
 
 fn mark(ok: bool) -> &'static str {
@@ -98,7 +104,137 @@ impl Report {
             n.calls,
             n.writes
         );
+        t.push_str(&self.billed_tables());
         t.push_str(&self.goals());
+        t
+    }
+
+    fn billed_tables(&self) -> String {
+        let mut t = String::new();
+        let b = &self.billed;
+        let _ = writeln!(
+            t,
+            "\n## what Lambda bills: CPU time per warm request (user + system of the function process, sequential requests)\n"
+        );
+        let _ = writeln!(t, "| function | request | requests | CPU µs per request | p50 ms | p99 ms |");
+        let _ = writeln!(t, "|---|---|---:|---:|---:|---:|");
+        for r in &b.cpu {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.implementation.name(),
+                r.request.name(),
+                r.requests,
+                micros(r.cpu_per_request),
+                ms(r.latencies.p50()),
+                ms(r.latencies.p99())
+            );
+        }
+        let _ = writeln!(
+            t,
+            "\n## validate at Lambda's CPU shares (a new token each request, sequential, one instance in a cgroup with a CFS quota, period {} ms)\n",
+            super::cpu::PERIOD_US / 1000
+        );
+        if let Some(why) = &b.shares_skipped {
+            let _ = writeln!(t, "Skipped: {why}.\n");
+        }
+        let _ = writeln!(t, "| memory MB | share of a vCPU | function | req/s | p50 ms | p99 ms |");
+        let _ = writeln!(t, "|---:|---:|---|---:|---:|---:|");
+        for r in &b.shares {
+            let _ = writeln!(
+                t,
+                "| {} | {:.1}% | {} | {:.0} | {} | {} |",
+                r.memory_mb,
+                r.fraction * 100.0,
+                r.implementation.name(),
+                r.rps,
+                ms(r.latencies.p50()),
+                ms(r.latencies.p99())
+            );
+        }
+        let _ = writeln!(
+            t,
+            "\n## cold start of validate: exec to first poll (init) and to the first answer (JWKS fetched, database connected), p50 of {}\n",
+            self.sizes.cold_reps
+        );
+        let _ = writeln!(t, "| function | init ms | first response ms |");
+        let _ = writeln!(t, "|---|---:|---:|");
+        for c in &b.cold {
+            let _ =
+                writeln!(t, "| {} | {} | {} |", c.implementation.name(), ms(c.init.p50()), ms(c.first_response.p50()));
+        }
+        t
+    }
+
+    fn cpu_of(&self, implementation: Implementation, request: Request) -> Option<std::time::Duration> {
+        self.billed
+            .cpu
+            .iter()
+            .find(|r| r.implementation == implementation && r.request == request)
+            .map(|r| r.cpu_per_request)
+    }
+
+    fn share(&self, implementation: Implementation, memory_mb: u64) -> Option<&billed::ShareRow> {
+        self.billed.shares.iter().find(|r| r.implementation == implementation && r.memory_mb == memory_mb)
+    }
+
+    fn billed_goals(&self) -> String {
+        let mut t = String::new();
+        let us = |d: Option<std::time::Duration>| d.map(micros).unwrap_or_else(|| "-".into());
+        let cached = self.cpu_of(Implementation::Ours, Request::ValidateOneToken);
+        let uncached = self.cpu_of(Implementation::Ours, Request::ValidateNewToken);
+        let under = |d: Option<std::time::Duration>, limit_us: f64| d.is_some_and(|d| d.as_secs_f64() * 1e6 < limit_us);
+        let _ = writeln!(
+            t,
+            "- validate CPU per warm request under 100 µs with a cached token: {} ({} µs)",
+            mark(under(cached, 100.0)),
+            us(cached)
+        );
+        let _ = writeln!(
+            t,
+            "- validate CPU per warm request under 150 µs with a new token: {} ({} µs)",
+            mark(under(uncached, 150.0)),
+            us(uncached)
+        );
+        for (memory_mb, limit_ms) in [(128, 10.0), (512, 3.0)] {
+            match self.share(Implementation::Ours, memory_mb) {
+                Some(row) => {
+                    let p99 = row.latencies.p99().as_secs_f64() * 1000.0;
+                    let _ = writeln!(
+                        t,
+                        "- validate p99 at the {memory_mb} MB share under {limit_ms} ms: {} ({} ms)",
+                        mark(p99 < limit_ms),
+                        ms(row.latencies.p99())
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        t,
+                        "- validate p99 at the {memory_mb} MB share under {limit_ms} ms: not measured (CPU shares skipped)"
+                    );
+                }
+            }
+        }
+        let node = self.cpu_of(Implementation::NodePeer, Request::ValidateNewToken);
+        let ratio = uncached.zip(node).map(|(ours, node)| node.as_secs_f64() / ours.as_secs_f64().max(1e-9));
+        let _ = writeln!(
+            t,
+            "- at least 3x less CPU per validate than the Node.js peer (a new token each, no credit for our cache): {} ({})",
+            mark(ratio.is_some_and(|r| r >= 3.0)),
+            ratio.map(|r| format!("{r:.1}x")).unwrap_or_else(|| "-".into())
+        );
+        let first = |implementation| {
+            self.billed.cold.iter().find(|c| c.implementation == implementation).map(|c| c.first_response.p50())
+        };
+        let cold_ratio = first(Implementation::Ours)
+            .zip(first(Implementation::NodePeer))
+            .map(|(ours, node)| node.as_secs_f64() / ours.as_secs_f64().max(1e-9));
+        let _ = writeln!(
+            t,
+            "- a cold start at least 10x faster than the Node.js peer's: {} ({})",
+            mark(cold_ratio.is_some_and(|r| r >= 10.0)),
+            cold_ratio.map(|r| format!("{r:.1}x")).unwrap_or_else(|| "-".into())
+        );
         t
     }
 
@@ -133,6 +269,7 @@ impl Report {
             mark(biggest < 5_000_000),
             biggest as f64 / 1_000_000.0
         );
+        t.push_str(&self.billed_goals());
         let n = &self.noop;
         let _ = writeln!(
             t,

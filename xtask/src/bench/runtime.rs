@@ -92,7 +92,19 @@ impl RuntimeApi {
 
     /// Execs one instance of a function: the Lambda environment plus `env`.
     pub fn spawn(&self, bootstrap: &Path, env: &HashMap<String, String>) -> anyhow::Result<tokio::process::Child> {
+        self.spawn_program(&Program::bootstrap(bootstrap), env)
+    }
+
+    /// Execs one instance of any program that speaks the Runtime API (ours, or the Node.js
+    /// peer under node).
+    pub fn spawn_program(
+        &self,
+        program: &Program,
+        env: &HashMap<String, String>,
+    ) -> anyhow::Result<tokio::process::Child> {
+        let bootstrap = &program.path;
         tokio::process::Command::new(bootstrap)
+            .args(&program.args)
             .env_clear()
             .envs(env)
             .env("AWS_LAMBDA_RUNTIME_API", &self.address)
@@ -108,6 +120,28 @@ impl RuntimeApi {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", bootstrap.display()))
+    }
+}
+
+/// What an instance runs: an executable and its arguments.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub path: PathBuf,
+    pub args: Vec<PathBuf>,
+}
+
+impl Program {
+    /// A release `bootstrap`, as Lambda's `provided.al2023` runtime execs it.
+    pub fn bootstrap(path: &Path) -> Program {
+        Program { path: path.to_owned(), args: Vec::new() }
+    }
+
+    /// `node <script>`, with node found on PATH.
+    pub fn node(script: &Path) -> anyhow::Result<Program> {
+        let path = std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("node")).find(|p| p.is_file()))
+            .context("node is not on PATH: install the Debian package `nodejs` (Node 20 or later)")?;
+        Ok(Program { path, args: vec![script.to_owned()] })
     }
 }
 
