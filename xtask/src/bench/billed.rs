@@ -36,6 +36,9 @@ impl Implementation {
 /// The requests measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
+    /// validate without a token: answered 401 before any signature check or query, so this is
+    /// the runtime loop, the event and the response alone.
+    NoToken,
     /// validate, every request with the same token (a client checking several codes).
     ValidateOneToken,
     /// validate, every request with a token the instance has not seen (many users).
@@ -47,6 +50,7 @@ pub enum Request {
 impl Request {
     pub fn name(self) -> &'static str {
         match self {
+            Request::NoToken => "validate, no token (401)",
             Request::ValidateOneToken => "validate, one token",
             Request::ValidateNewToken => "validate, a new token each",
             Request::List => "list, first page",
@@ -102,6 +106,7 @@ pub async fn run(setup: &Setup<'_>) -> anyhow::Result<Billed> {
     let sizes = setup.sizes;
     let mut cpu = Vec::new();
     let measured = [
+        (Implementation::Ours, Request::NoToken),
         (Implementation::Ours, Request::ValidateOneToken),
         (Implementation::Ours, Request::ValidateNewToken),
         (Implementation::Ours, Request::List),
@@ -188,7 +193,7 @@ fn program<'a>(setup: &'a Setup<'_>, implementation: Implementation, request: Re
         Implementation::NodePeer => Ok(&setup.node),
         Implementation::Ours => {
             let function = match request {
-                Request::ValidateOneToken | Request::ValidateNewToken => "validate",
+                Request::NoToken | Request::ValidateOneToken | Request::ValidateNewToken => "validate",
                 Request::List => "list",
                 Request::Redeem => "redeem",
             };
@@ -250,7 +255,7 @@ fn token<'a>(setup: &'a Setup<'_>, request: Request, n: usize) -> &'a str {
     match request {
         Request::ValidateNewToken => &setup.fresh_tokens[n],
         Request::List => &setup.tokens.admin,
-        Request::ValidateOneToken | Request::Redeem => &setup.tokens.user,
+        Request::NoToken | Request::ValidateOneToken | Request::Redeem => &setup.tokens.user,
     }
 }
 
@@ -258,6 +263,10 @@ fn token<'a>(setup: &'a Setup<'_>, request: Request, n: usize) -> &'a str {
 async fn one(runtime: &RuntimeApi, request: Request, token: &str, n: usize) -> anyhow::Result<Duration> {
     let code = data::code(rand::random::<u64>() % CODES_USED + 1);
     let (event, status) = match request {
+        Request::NoToken => {
+            let body = format!(r#"{{"code":"{code}"}}"#);
+            (proxy_event("POST", "/validations", "/validations", &[], None, &body)?, 401)
+        }
         Request::ValidateOneToken | Request::ValidateNewToken => {
             let body = format!(r#"{{"code":"{code}"}}"#);
             (proxy_event("POST", "/validations", "/validations", &[], Some(token), &body)?, 200)

@@ -68,6 +68,10 @@ async fn every_attack_on_the_token_is_answered_401() {
     remote.jku = Some("https://attacker.example/jwks.json".into());
     let jku = jsonwebtoken::encode(&remote, &admin, &issuer.rsa).unwrap();
 
+    // The valid token is verified first, so it sits in the cache of verified tokens while every
+    // attack below is tried: being cached must not help a token that differs from it.
+    assert_eq!(list_with(&app, Some(&format!("Bearer {valid}"))).await.status, 200);
+
     let cases: Vec<(&str, Option<String>)> = vec![
         ("no token", None),
         ("empty bearer", Some("Bearer ".into())),
@@ -108,6 +112,25 @@ async fn every_attack_on_the_token_is_answered_401() {
     }
     // The same valid token passes: the table above fails for its own reason only.
     assert_eq!(list_with(&app, Some(&format!("Bearer {valid}"))).await.status, 200);
+}
+
+/// A client validating several codes with one token pays for one signature check; a token
+/// verified once is not trusted past its `exp` plus the leeway.
+#[tokio::test]
+async fn one_token_for_several_requests_costs_one_signature_check_and_no_more_than_its_lifetime() {
+    let issuer = Issuer::start().await;
+    let app = app(&issuer).await;
+    let token = format!("Bearer {}", issuer.es256_token(&claims("back-office", true)));
+    for _ in 0..4 {
+        assert_eq!(list_with(&app, Some(&token)).await.status, 200);
+    }
+    assert_eq!(app.verifier.signature_checks(), 1);
+
+    // Accepted within the 30 s leeway after its exp, refused once that has passed.
+    let ending = format!("Bearer {}", issuer.token(&with(claims("back-office", true), "exp", json!(now() - 29))));
+    assert_eq!(list_with(&app, Some(&ending)).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_unauthorized(&list_with(&app, Some(&ending)).await, "past exp and leeway, after being accepted once");
 }
 
 #[tokio::test]
