@@ -163,6 +163,7 @@ impl Report {
             let _ =
                 writeln!(t, "| {} | {} | {} |", c.implementation.name(), ms(c.init.p50()), ms(c.first_response.p50()));
         }
+        t.push('\n');
         t
     }
 
