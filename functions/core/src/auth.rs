@@ -225,7 +225,10 @@ impl Verifier {
             self.inner.verified.remove(&digest);
         }
         let (caller, exp, key_set) = self.verify_in_full(token).await?;
-        self.inner.verified.insert(digest, Verified { caller: caller.clone(), exp, key_set }, now);
+        // A token accepted within the leeway after its `exp` is never served from the cache.
+        if now < exp {
+            self.inner.verified.insert(digest, Verified { caller: caller.clone(), exp, key_set }, now);
+        }
         Ok(caller)
     }
 
