@@ -104,30 +104,18 @@ fn check_violation(constraint: &str) -> Option<StoreError> {
 /// are plenty; acquiring waits briefly and then fails fast; every statement has a timeout.
 /// Lazy, so a cold start does not pay for (or fail on) a connection it may not need yet.
 ///
-/// sqlx pings a connection before every use by default: a round trip per query. Here only a
-/// connection idle for [`PING_WHEN_IDLE_FOR`] is pinged (the first request after a pause, when
-/// Aurora may have dropped it); back-to-back requests skip it. Measured with `cargo xtask bench`
-/// (see the README).
+/// sqlx pings a connection before each use (a round trip per request). That stays: without it
+/// (tried, measured with `cargo xtask bench`), a warm instance whose sessions the database ended
+/// (a failover; the deployed-API test ends them after a rotation) answered 503 on its next
+/// request instead of reconnecting.
 pub fn lambda_pool(options: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(2)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Some(Duration::from_secs(300)))
-        .test_before_acquire(false)
-        .before_acquire(|connection, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= PING_WHEN_IDLE_FOR {
-                    sqlx::Connection::ping(connection).await?;
-                }
-                Ok(true)
-            })
-        })
         .connect_lazy_with(with_session_settings(options))
 }
-
-/// How long a pooled connection may sit unused before it is pinged ahead of its next query.
-pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(5);
 
 /// What every connection of ours sets: a statement timeout.
 fn with_session_settings(options: PgConnectOptions) -> PgConnectOptions {
