@@ -239,7 +239,7 @@ impl Verifier {
         match (&self.inner.keys, &hit.key_set) {
             (Keys::Secret(_), None) => true,
             (Keys::Jwks(cache), Some((kid, generation))) => {
-                cache.key(kid).await.is_ok() && cache.generation().await == *generation
+                cache.key(kid).await.is_ok_and(|current| current.generation == *generation)
             }
             _ => false,
         }
@@ -267,11 +267,11 @@ impl Verifier {
                     return Err(AuthError::Invalid(format!("algorithm {alg:?} is not accepted")));
                 }
                 let kid = jwt_header.kid.as_deref().ok_or_else(|| AuthError::Invalid("no kid".into()))?;
-                let (key_alg, key) = cache.key(kid).await?;
+                let JwksKey { alg: key_alg, key, generation } = cache.key(kid).await?;
                 if key_alg != alg {
                     return Err(AuthError::Invalid(format!("key {kid} is not a {alg:?} key")));
                 }
-                (key, Some((kid.to_owned(), cache.generation().await)))
+                (key, Some((kid.to_owned(), generation)))
             }
         };
 
@@ -388,6 +388,14 @@ fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> String {
     }
 }
 
+/// A key of the issuer's set, with the generation of the set it was read from (in one look, so
+/// the two always belong together).
+struct JwksKey {
+    alg: Algorithm,
+    key: DecodingKey,
+    generation: u64,
+}
+
 /// The issuer's key set, fetched on demand and cached.
 struct JwksCache {
     url: String,
@@ -413,12 +421,8 @@ impl JwksCache {
         JwksCache { url, state: tokio::sync::Mutex::new(JwksState::default()) }
     }
 
-    async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {
+    async fn key(&self, kid: &str) -> Result<JwksKey, AuthError> {
         self.key_at(kid, Instant::now()).await
-    }
-
-    async fn generation(&self) -> u64 {
-        self.state.lock().await.generation
     }
 
     /// The key `kid` as of `now`. Keys are refetched once they are older than the TTL, or when
@@ -426,7 +430,7 @@ impl JwksCache {
     /// outage nor made-up key ids turn every request into a fetch). While the issuer cannot be
     /// reached the keys already known stay usable, but never beyond `JWKS_MAX_KEY_AGE`: a key
     /// the issuer withdrew must not verify tokens forever because its JWKS is unreachable.
-    async fn key_at(&self, kid: &str, now: Instant) -> Result<(Algorithm, DecodingKey), AuthError> {
+    async fn key_at(&self, kid: &str, now: Instant) -> Result<JwksKey, AuthError> {
         let mut state = self.state.lock().await;
         let since = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at));
         let stale = since(state.fetched_at).is_none_or(|age| age > JWKS_TTL);
@@ -453,12 +457,14 @@ impl JwksCache {
             state.generation += 1;
             state.fetched_digest = None;
         }
-        match (state.keys.get(kid), failure) {
+        let found =
+            state.keys.get(kid).map(|(alg, key)| JwksKey { alg: *alg, key: key.clone(), generation: state.generation });
+        match (found, failure) {
             (Some(key), Some(e)) => {
                 tracing::warn!(error = %e, "using cached keys");
-                Ok(key.clone())
+                Ok(key)
             }
-            (Some(key), None) => Ok(key.clone()),
+            (Some(key), None) => Ok(key),
             (None, Some(e)) => Err(e),
             (None, None) if too_old || state.fetched_at.is_none() => Err(AuthError::KeysUnavailable(format!(
                 "no keys fetched from the issuer in the last {} s",
